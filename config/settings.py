@@ -1,0 +1,265 @@
+"""The one typed `Settings` for every process.
+
+Built once at each entry point (`load_settings()`), then passed in. Nothing here reads the
+environment at import time. Secrets are `SecretStr`: they never show in a repr, a log line or a
+validation error, because errors are reported by variable name only (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+PLACEHOLDERS = frozenset(
+    {"changeme", "change-me", "secret", "sk_live_your_key", "your_key", "xxx", "todo", "<secret>"}
+)
+DEFAULT_FREE_MAIL = (
+    "gmail.com,googlemail.com,outlook.com,hotmail.com,live.com,msn.com,yahoo.com,ymail.com,"
+    "icloud.com,me.com,mac.com,aol.com,proton.me,protonmail.com,gmx.com,gmx.de,web.de,"
+    "mail.com,zoho.com,yandex.com,yandex.ru,mail.ru,fastmail.com,hey.com,qq.com,163.com"
+)
+
+CsvList = Annotated[tuple[str, ...], NoDecode]
+
+
+class ConfigError(Exception):
+    """Raised when a setting is missing or invalid; the message names the variable only."""
+
+
+def _split_csv(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(value)
+
+
+class Settings(BaseSettings):
+    """Every variable the service reads, with its default. See the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
+    )
+
+    # Leadterra
+    leadterra_api_key: SecretStr | None = None
+    leadterra_base_url: str = "https://app.leadterra.co"
+    leadterra_webhook_secret: SecretStr | None = None
+    leadterra_webhook_secret_previous: SecretStr | None = None
+    leadterra_sdr_api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    leadterra_timeout_connect: float = Field(3.0, gt=0)
+    leadterra_timeout_read: float = Field(10.0, gt=0)
+    leadterra_timeout_pool: float = Field(5.0, gt=0)
+    leadterra_max_rps: float = Field(20.0, gt=0)
+    leadterra_burst: int = Field(5, ge=1)
+
+    # Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "leadrouter:"
+
+    # Receiver
+    host: str = "0.0.0.0"  # noqa: S104 - the receiver must be reachable from Leadterra
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    positive_classifications: CsvList = ("interested",)
+    dedupe_ttl_seconds: int = Field(7 * 24 * 3600, ge=3 * 24 * 3600)
+
+    # Assignment
+    assign_category: Literal["A", "B", "C"] = "A"
+    assign_skip_icp_check: bool = True
+    sdr_cache_seconds: int = Field(30, ge=1)
+    hold_recheck_seconds: int = Field(30, ge=1)
+
+    # Worker and Celery
+    worker_concurrency: int = Field(32, ge=1, le=1000)
+    visibility_timeout: int = Field(900, ge=5)
+    max_retries: int = Field(12, ge=0)
+    retry_backoff_base: float = Field(2.0, gt=0)
+    retry_backoff_max: float = Field(300.0, gt=0)
+    max_deliveries: int = Field(5, ge=1)
+
+    # Follow-ups
+    followup_poll_seconds: float = Field(60.0, gt=0)
+    followup_limit: int = Field(200, ge=1, le=200)
+    followup_terminal_statuses: CsvList = ("meeting_booked", "won", "lost_*", "archived")
+    followup_webhook_url: str | None = None
+    followup_webhook_secret: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    working_hours: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
+
+    # Routing policies
+    roster_file: Path | None = None
+    sticky_by: Literal["none", "domain", "email"] = "none"
+    sticky_days: int = Field(90, ge=1)
+    free_mail_domains: CsvList = _split_csv(DEFAULT_FREE_MAIL)
+    mailbox_health_seconds: int = Field(60, ge=1)
+
+    # Operations
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    ready_heartbeat_seconds: int = Field(60, ge=1)
+    metrics_flush_seconds: float = Field(5.0, gt=0)
+
+    @field_validator(
+        "positive_classifications",
+        "followup_terminal_statuses",
+        "free_mail_domains",
+        mode="before",
+    )
+    @classmethod
+    def _csv(cls, value: Any) -> tuple[str, ...]:
+        return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("leadterra_sdr_api_keys", mode="before")
+    @classmethod
+    def _sdr_keys(cls, value: Any) -> Any:
+        """A JSON object, or the path of a file that holds one."""
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return {}
+            if not text.startswith("{"):
+                try:
+                    text = Path(text).read_text(encoding="utf-8")
+                except (OSError, ValueError):
+                    raise ValueError(
+                        "is neither a JSON object nor the path of a readable file"
+                    ) from None
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError("is not a valid JSON object") from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("must map SDR ids to key strings")
+        return value
+
+    @field_validator("working_hours", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError:
+                raise ValueError("is not a valid JSON object") from None
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object")
+        return value
+
+    @field_validator("leadterra_base_url", "redis_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError("must be a URL with a scheme")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _timing_rule(self) -> Settings:
+        """Longest task run < longest countdown-free wait < visibility timeout (kombu#337)."""
+        if self.visibility_timeout <= self.max_task_seconds:
+            raise ValueError(
+                f"VISIBILITY_TIMEOUT ({self.visibility_timeout} s) must exceed the longest task "
+                f"run ({self.max_task_seconds:.0f} s: Leadterra timeouts plus the rate-limit wait)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _no_placeholders(self) -> Settings:
+        for name in ("leadterra_api_key", "leadterra_webhook_secret", "followup_webhook_secret"):
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDERS:
+                raise ValueError(f"{name.upper()} still holds a placeholder value")
+        return self
+
+    # -- derived ----------------------------------------------------------------------------
+
+    @property
+    def demo_mode(self) -> bool:
+        """No Leadterra key: the run command drives the sandbox instead of the real API."""
+        return self.leadterra_api_key is None
+
+    @property
+    def rate_block_seconds(self) -> float:
+        """The longest a task waits in-thread for the global rate limit before retrying later."""
+        return min(20.0, self.visibility_timeout / 4)
+
+    @property
+    def max_task_seconds(self) -> float:
+        """The longest one task run can take: the rate-limit wait plus one call's timeouts."""
+        timeouts = (
+            self.leadterra_timeout_connect
+            + self.leadterra_timeout_read
+            + self.leadterra_timeout_pool
+        )
+        return self.rate_block_seconds + timeouts
+
+    @property
+    def max_countdown(self) -> float:
+        """The longest wait handed to the broker; longer waits are held in Redis."""
+        return min(self.retry_backoff_max, self.visibility_timeout / 3)
+
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value, for the log scrubber and the secrets tests."""
+        found = [
+            s.get_secret_value()
+            for s in (
+                self.leadterra_api_key,
+                self.leadterra_webhook_secret,
+                self.leadterra_webhook_secret_previous,
+                self.followup_webhook_secret,
+                self.slack_webhook_url,
+            )
+            if s is not None
+        ]
+        found += [k.get_secret_value() for k in self.leadterra_sdr_api_keys.values()]
+        return [v for v in found if len(v) >= 6]
+
+    def require(self, *names: str) -> None:
+        """Stop with a ConfigError naming the first of `names` that is unset."""
+        for name in names:
+            if getattr(self, name) in (None, "", {}):
+                raise ConfigError(f"{name.upper()} is required here but not set")
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming the variable and the problem, never the value."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
+    name = (loc[0] if loc else "settings").upper()
+    message = str(first.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    if not loc:
+        return message
+    return f"{name}: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment and `.env`, or raise ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+    except SettingsError as error:  # a value pydantic-settings could not even decode
+        name = str(error).split('"')[1] if '"' in str(error) else "a setting"
+        raise ConfigError(f"{name.upper()}: could not be parsed") from None
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """For entry points: the settings, or one clear line on stderr and exit status 2."""
+    try:
+        return load_settings(**overrides)
+    except ConfigError as error:
+        import sys
+
+        print(f"leadrouter: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,458 @@
+"""config/settings.py: defaults, env and .env reading, secrets, one-line errors, timing rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from config import settings_or_exit
+from config.settings import ConfigError, Settings, load_settings
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "sk_live_SECRET123"
+SDR_SECRET = "sk_live_SDRSECRET456"
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's or CI's environment out of every test here."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def bare_settings(**values: object) -> Settings:
+    """Settings from nothing but `values`: no `.env`, none of conftest's test values."""
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def config_error(**values: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None, **values)
+    return str(caught.value)
+
+
+# -- defaults ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("leadterra_base_url", "https://app.leadterra.co"),
+        ("redis_url", "redis://127.0.0.1:6379/0"),
+        ("port", 8000),
+        ("positive_classifications", ("interested",)),
+        ("assign_category", "A"),
+        ("assign_skip_icp_check", True),
+        ("leadterra_api_key", None),
+        ("leadterra_sdr_api_keys", {}),
+    ],
+)
+def test_the_public_contract_has_these_defaults(field: str, expected: object) -> None:
+    assert getattr(bare_settings(), field) == expected
+
+
+def test_without_an_api_key_the_service_runs_in_demo_mode() -> None:
+    assert bare_settings().demo_mode is True
+    assert bare_settings(leadterra_api_key=SECRET).demo_mode is False
+
+
+# -- environment and .env ---------------------------------------------------------------------
+
+
+def test_settings_are_read_from_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADTERRA_BASE_URL", "https://eu.leadterra.example/")
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6380/2")
+    monkeypatch.setenv("PORT", "9001")
+    monkeypatch.setenv("POSITIVE_CLASSIFICATIONS", "interested,referral")
+    monkeypatch.setenv("ASSIGN_CATEGORY", "B")
+    monkeypatch.setenv("ASSIGN_SKIP_ICP_CHECK", "false")
+    monkeypatch.setenv("LEADTERRA_API_KEY", SECRET)
+
+    settings = load_settings(_env_file=None)
+
+    assert settings.leadterra_base_url == "https://eu.leadterra.example"
+    assert settings.redis_url == "redis://cache:6380/2"
+    assert settings.port == 9001
+    assert settings.positive_classifications == ("interested", "referral")
+    assert settings.assign_category == "B"
+    assert settings.assign_skip_icp_check is False
+    assert settings.leadterra_api_key is not None
+    assert settings.leadterra_api_key.get_secret_value() == SECRET
+
+
+def test_environment_variable_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("port", "8123")
+    assert load_settings(_env_file=None).port == 8123
+
+
+def test_positive_classifications_from_the_environment_are_split_as_csv(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POSITIVE_CLASSIFICATIONS", " interested , referral ,, ")
+    assert load_settings(_env_file=None).positive_classifications == ("interested", "referral")
+
+
+def test_settings_are_read_from_a_dotenv_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"LEADTERRA_API_KEY={SECRET}\nPORT=8111\nASSIGN_CATEGORY=C\nUNKNOWN_VARIABLE=ignored\n",
+        encoding="utf-8",
+    )
+
+    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+
+    assert settings.port == 8111
+    assert settings.assign_category == "C"
+    assert settings.leadterra_api_key == SecretStr(SECRET)
+
+
+def test_an_environment_variable_wins_over_the_dotenv_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=8111\n", encoding="utf-8")
+    monkeypatch.setenv("PORT", "8222")
+    assert Settings(_env_file=env_file).port == 8222  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("interested", ("interested",)),
+        ("interested,referral", ("interested", "referral")),
+        (" interested , referral ,, ", ("interested", "referral")),
+        ("", ()),
+        (["interested", "referral"], ("interested", "referral")),
+    ],
+)
+def test_positive_classifications_are_parsed_as_csv(raw: object, expected: tuple[str, ...]) -> None:
+    assert bare_settings(positive_classifications=raw).positive_classifications == expected
+
+
+# -- secrets ----------------------------------------------------------------------------------
+
+
+def secret_settings() -> Settings:
+    return make_settings(
+        leadterra_api_key=SECRET,
+        leadterra_webhook_secret="whsec_SECRET789",
+        leadterra_webhook_secret_previous="whsec_PREVIOUS000",
+        followup_webhook_secret="fwsec_SECRET321",
+        slack_webhook_url="https://hooks.slack.example/T000/SECRETPATH",
+        leadterra_sdr_api_keys={"sdr_1": SDR_SECRET},
+    )
+
+
+@pytest.mark.parametrize("render", [repr, str, lambda s: s.model_dump_json()])
+def test_secrets_never_appear_when_settings_are_rendered(render) -> None:  # type: ignore[no-untyped-def]
+    settings = secret_settings()
+    text = render(settings)
+    assert settings.secret_values()  # the values exist...
+    for value in settings.secret_values():
+        assert value not in text  # ...but never show
+
+
+def test_secret_values_lists_every_secret_including_the_sdr_keys() -> None:
+    assert set(secret_settings().secret_values()) == {
+        SECRET,
+        "whsec_SECRET789",
+        "whsec_PREVIOUS000",
+        "fwsec_SECRET321",
+        "https://hooks.slack.example/T000/SECRETPATH",
+        SDR_SECRET,
+    }
+
+
+def test_secret_values_is_empty_without_secrets() -> None:
+    assert bare_settings().secret_values() == []
+
+
+@pytest.mark.parametrize(
+    ("values", "variable"),
+    [
+        ({"port": "abc"}, "PORT"),
+        ({"leadterra_api_key": f" {SECRET}x", "assign_category": "Z"}, "ASSIGN_CATEGORY"),
+        ({"leadterra_sdr_api_keys": '{"sdr_1": "' + SDR_SECRET + '"'}, "LEADTERRA_SDR_API_KEYS"),
+        (
+            {"leadterra_sdr_api_keys": {"sdr_1": SDR_SECRET, "sdr_2": 7}},
+            "LEADTERRA_SDR_API_KEYS",
+        ),
+        ({"leadterra_sdr_api_keys": f"[{SDR_SECRET!r}]"}, "LEADTERRA_SDR_API_KEYS"),
+        ({"leadterra_sdr_api_keys": SDR_SECRET}, "LEADTERRA_SDR_API_KEYS"),
+    ],
+)
+def test_a_config_error_names_the_variable_and_never_echoes_a_secret(
+    values: dict[str, object], variable: str
+) -> None:
+    values = {"leadterra_api_key": SECRET, **values}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None, **values)
+    message = str(caught.value)
+    printed = "".join(traceback.format_exception(caught.value))
+    assert variable in message
+    assert "\n" not in message
+    for secret in (SECRET, SDR_SECRET, "SECRET", "SDRSECRET"):
+        assert secret not in message
+        assert secret not in printed
+
+
+def test_an_invalid_port_gives_one_line_starting_with_port() -> None:
+    message = config_error(port="abc")
+    assert message.startswith("PORT")
+    assert "abc" not in message
+    assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "variable"),
+    [
+        ("port", "PORT"),
+        ("assign_category", "ASSIGN_CATEGORY"),
+        ("assign_skip_icp_check", "ASSIGN_SKIP_ICP_CHECK"),
+        ("visibility_timeout", "VISIBILITY_TIMEOUT"),
+        ("leadterra_base_url", "LEADTERRA_BASE_URL"),
+        ("redis_url", "REDIS_URL"),
+        ("log_level", "LOG_LEVEL"),
+    ],
+)
+def test_an_invalid_value_gives_one_line_naming_its_variable(field: str, variable: str) -> None:
+    message = config_error(**{field: "not-valid"})
+    assert message.startswith(f"{variable}: ")
+    assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize("placeholder", ["changeme", "sk_live_your_key", "  CHANGEME  ", "xxx"])
+@pytest.mark.parametrize(
+    "field", ["leadterra_api_key", "leadterra_webhook_secret", "followup_webhook_secret"]
+)
+def test_placeholder_secrets_are_rejected_naming_the_variable(field: str, placeholder: str) -> None:
+    message = config_error(**{field: placeholder})
+    assert field.upper() in message
+    assert "placeholder" in message
+    assert placeholder.strip() not in message
+
+
+def test_a_real_looking_key_is_not_mistaken_for_a_placeholder() -> None:
+    assert bare_settings(leadterra_api_key="sk_live_01HZA1TPNQ8RD4KF").leadterra_api_key
+
+
+# -- LEADTERRA_SDR_API_KEYS -------------------------------------------------------------------
+
+
+def test_sdr_api_keys_accept_a_json_object() -> None:
+    settings = bare_settings(leadterra_sdr_api_keys=json.dumps({"sdr_1": SDR_SECRET}))
+    assert settings.leadterra_sdr_api_keys == {"sdr_1": SecretStr(SDR_SECRET)}
+
+
+def test_sdr_api_keys_accept_the_path_of_a_json_file(tmp_path: Path) -> None:
+    keys = tmp_path / "sdr-keys.json"
+    keys.write_text(json.dumps({"sdr_1": SDR_SECRET, "sdr_2": "sk_live_OTHER789"}), "utf-8")
+    settings = bare_settings(leadterra_sdr_api_keys=str(keys))
+    assert {k: v.get_secret_value() for k, v in settings.leadterra_sdr_api_keys.items()} == {
+        "sdr_1": SDR_SECRET,
+        "sdr_2": "sk_live_OTHER789",
+    }
+
+
+def test_sdr_api_keys_from_the_environment_accept_a_json_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEADTERRA_SDR_API_KEYS", json.dumps({"sdr_1": SDR_SECRET}))
+    settings = load_settings(_env_file=None)
+    assert settings.leadterra_sdr_api_keys == {"sdr_1": SecretStr(SDR_SECRET)}
+
+
+def test_sdr_api_keys_from_the_environment_accept_the_path_of_a_json_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Known bug: see the report. pydantic-settings JSON-decodes the variable first."""
+    keys = tmp_path / "sdr-keys.json"
+    keys.write_text(json.dumps({"sdr_1": SDR_SECRET}), "utf-8")
+    monkeypatch.setenv("LEADTERRA_SDR_API_KEYS", str(keys))
+    error: Exception | None = None
+    try:
+        settings = load_settings(_env_file=None)
+    except Exception as exc:  # the failure itself is what this test reports
+        error = exc
+    assert error is None, (
+        "BUG config/settings.py:51: LEADTERRA_SDR_API_KEYS=<path> from the environment is "
+        "JSON-decoded by pydantic-settings before the _sdr_keys validator runs, and escapes "
+        f"load_settings as {type(error).__name__}: {error}. "
+        "Fix: annotate the field Annotated[dict[str, SecretStr], NoDecode]."
+    )
+    assert settings.leadterra_sdr_api_keys == {"sdr_1": SecretStr(SDR_SECRET)}
+
+
+def test_invalid_sdr_api_keys_from_the_environment_give_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same root cause as the file-path test: the bad value never reaches our validator."""
+    monkeypatch.setenv("LEADTERRA_SDR_API_KEYS", f"{{not json {SDR_SECRET}")
+    error: Exception | None = None
+    try:
+        load_settings(_env_file=None)
+    except Exception as exc:  # the failure itself is what this test reports
+        error = exc
+    assert isinstance(error, ConfigError), (
+        "BUG config/settings.py:51 and :242: an invalid LEADTERRA_SDR_API_KEYS from the "
+        f"environment raises {type(error).__name__} instead of ConfigError, so "
+        "settings_or_exit dies with a traceback. Fix: NoDecode on the field (and catch "
+        "pydantic_settings.SettingsError in load_settings)."
+    )
+    assert str(error).startswith("LEADTERRA_SDR_API_KEYS")
+    assert SDR_SECRET not in str(error)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json and not a file",
+        "{not json",
+        "[1, 2]",
+        '{"sdr_1": 42}',
+        "/nonexistent/sdr-keys.json",
+    ],
+)
+def test_invalid_sdr_api_keys_name_the_variable_without_echoing_the_value(raw: str) -> None:
+    message = config_error(leadterra_sdr_api_keys=raw)
+    assert message.startswith("LEADTERRA_SDR_API_KEYS: ")
+    assert raw not in message
+
+
+def test_a_file_of_sdr_api_keys_holding_a_list_is_rejected(tmp_path: Path) -> None:
+    keys = tmp_path / "sdr-keys.json"
+    keys.write_text(json.dumps([SDR_SECRET]), "utf-8")
+    message = config_error(leadterra_sdr_api_keys=str(keys))
+    assert message.startswith("LEADTERRA_SDR_API_KEYS: ")
+    assert SDR_SECRET not in message
+
+
+def test_a_long_sdr_api_keys_value_gives_a_config_error_not_an_os_error() -> None:
+    """Known bug: see the report. Path(value).is_file() raises ENAMETOOLONG past 255 bytes."""
+    raw = "sk_live_" + "SECRET" * 50  # a key pasted where JSON was expected
+    error: Exception | None = None
+    try:
+        load_settings(_env_file=None, leadterra_sdr_api_keys=raw)
+    except Exception as exc:  # the failure itself is what this test reports
+        error = exc
+    assert isinstance(error, ConfigError), (
+        "BUG config/settings.py:129-130: Path(text).is_file() raises OSError (File name too "
+        "long) for a value over 255 bytes; it escapes pydantic and load_settings with the "
+        f"whole value, a secret, in its message ({type(error).__name__}). Fix: turn OSError "
+        "from is_file()/read_text() into ValueError."
+    )
+    assert str(error).startswith("LEADTERRA_SDR_API_KEYS: ")
+    assert "SECRET" not in str(error)
+
+
+# -- timing rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"visibility_timeout": 20},
+        {"visibility_timeout": 24},
+        {"visibility_timeout": 60, "leadterra_timeout_read": 100.0},
+    ],
+)
+def test_a_visibility_timeout_too_small_for_the_timeouts_is_a_config_error(
+    values: dict[str, object],
+) -> None:
+    message = config_error(**values)
+    assert message.startswith("VISIBILITY_TIMEOUT")
+    assert len(message.splitlines()) == 1
+
+
+def test_a_visibility_timeout_just_above_the_longest_task_run_is_accepted() -> None:
+    settings = bare_settings(visibility_timeout=25)
+    assert settings.max_task_seconds < settings.visibility_timeout
+
+
+@pytest.mark.parametrize("visibility_timeout", [60, 900, 3600])
+@pytest.mark.parametrize("retry_backoff_max", [1.0, 300.0, 100_000.0])
+def test_max_countdown_stays_below_the_visibility_timeout(
+    visibility_timeout: int, retry_backoff_max: float
+) -> None:
+    settings = make_settings(
+        visibility_timeout=visibility_timeout, retry_backoff_max=retry_backoff_max
+    )
+    assert 0 < settings.max_countdown < settings.visibility_timeout
+    assert settings.max_countdown <= retry_backoff_max
+
+
+# -- require() --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "missing"),
+    [
+        (("leadterra_api_key",), "LEADTERRA_API_KEY"),
+        (("redis_url", "leadterra_webhook_secret"), "LEADTERRA_WEBHOOK_SECRET"),
+        (("leadterra_sdr_api_keys",), "LEADTERRA_SDR_API_KEYS"),
+        (("followup_webhook_url", "leadterra_api_key"), "FOLLOWUP_WEBHOOK_URL"),
+    ],
+)
+def test_require_names_the_first_unset_setting(names: tuple[str, ...], missing: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        bare_settings().require(*names)
+    assert str(caught.value).startswith(missing)
+
+
+def test_require_passes_when_everything_is_set() -> None:
+    settings = make_settings(leadterra_sdr_api_keys={"sdr_1": SDR_SECRET})
+    assert (
+        settings.require("leadterra_api_key", "leadterra_webhook_secret", "leadterra_sdr_api_keys")
+        is None
+    )
+
+
+# -- settings_or_exit -------------------------------------------------------------------------
+
+
+def test_settings_or_exit_returns_valid_settings() -> None:
+    settings = settings_or_exit(_env_file=None, port=8123)
+    assert isinstance(settings, Settings)
+    assert settings.port == 8123
+
+
+def test_settings_or_exit_prints_one_line_and_exits_with_status_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        settings_or_exit(_env_file=None, port="abc", leadterra_api_key=SECRET)
+    out, err = capsys.readouterr()
+    assert caught.value.code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert "PORT" in err
+    assert "Traceback" not in err
+    assert SECRET not in err
+
+
+def test_settings_or_exit_in_a_real_process_prints_one_clean_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env.update({"PORT": "abc", "LEADTERRA_API_KEY": SECRET, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", "from config import settings_or_exit; settings_or_exit()"],
+        cwd=tmp_path,  # no .env here
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr

@@ -1,0 +1,142 @@
+"""Typed views of Leadterra's JSON, parsed tolerantly.
+
+Unknown fields are ignored, enums stay open strings, ids are opaque, and timestamps parse with or
+without milliseconds. `unwrap` accepts every envelope the docs show.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+def _utc(moment: datetime) -> datetime:
+    """Leadterra's times are UTC; a naive one (no zone) is taken as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class ApiModel(BaseModel):
+    """Base for Leadterra's objects: camelCase on the wire, snake_case here, extras ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Sdr(ApiModel):
+    id: str
+    name: str | None = None
+    email: str | None = None
+    gmail_connected: bool = False
+    gmail_email: str | None = None
+
+
+class AssignResult(ApiModel):
+    handoff_id: str | None = None
+    thread_id: str | None = None
+    message_id: str | None = None
+    gmail_thread_id: str | None = None
+
+
+class FollowUp(ApiModel):
+    id: str
+    thread_id: str | None = None
+    sdr_id: str | None = None
+    status: str = "pending"
+    due_at: UtcDatetime
+
+
+class Thread(ApiModel):
+    id: str
+    contact_email: str | None = None
+    contact_name: str | None = None
+    subject: str | None = None
+    status: str | None = None
+    category: str | None = None
+    priority_score: float | None = None
+    last_message_at: UtcDatetime | None = None
+    snoozed: bool | None = None
+
+
+class InboxPage(ApiModel):
+    threads: list[Thread] = Field(default_factory=list)
+    total: int | None = None
+    has_more: bool = False
+
+
+class GmailStatus(ApiModel):
+    connected: bool = False
+    email: str | None = None
+    health_state: str = "disconnected"
+    last_synced_at: UtcDatetime | None = None
+    last_sync_error: str | None = None
+
+
+class Reply(ApiModel):
+    """The reply in a `reply.received` webhook, or an item of GET /v1/replies."""
+
+    id: str = Field(min_length=1, max_length=200)
+    email: str | None = None
+    campaign_id: str | None = None
+    classification: str | None = None
+    received_at: UtcDatetime | None = None
+
+
+class Webhook(ApiModel):
+    id: str
+    url: str | None = None
+    events: list[str] = Field(default_factory=list)
+    status: str | None = None
+    created_at: UtcDatetime | None = None
+
+
+class Envelope(BaseModel):
+    """A webhook delivery: `{event, timestamp, data}`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event: str = Field(min_length=1, max_length=100)
+    timestamp: str | None = Field(default=None, max_length=100)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+LIST_KEYS = ("data", "threads", "replies", "sdrs", "followups", "items", "results")
+OBJECT_KEYS = ("data", "webhook", "result")
+
+
+def unwrap_list(body: Any) -> list[Any]:
+    """A list from a bare array, `{data:[...]}`, `{data:{threads:[...]}}`, `{replies:[...]}`..."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in LIST_KEYS:
+            if key in body:
+                inner = body[key]
+                if isinstance(inner, list):
+                    return inner
+                if isinstance(inner, dict):
+                    return unwrap_list(inner)
+    return []
+
+
+def unwrap_object(body: Any) -> dict[str, Any]:
+    """An object from `{data:{...}}`, `{webhook:{...}}`, or the top level."""
+    if isinstance(body, dict):
+        for key in OBJECT_KEYS:
+            inner = body.get(key)
+            if isinstance(inner, dict):
+                return inner
+        return body
+    return {}
+
+
+def iso_ms(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and Z, the form Leadterra's own examples send."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
