@@ -1,0 +1,76 @@
+import base64
+import json
+
+from celery import Celery
+
+from worker.keys import Keys
+from worker.queueing import ASSIGN_TASK, Delayed, assign_message, task_message
+
+KEYS = Keys("test:")
+
+
+def celery_published(real_redis_url: str) -> dict:
+    import redis
+
+    app = Celery(broker=real_redis_url, set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"],
+                    broker_transport_options={"global_keyprefix": "test:"})
+    app.send_task(ASSIGN_TASK, args=[{"id": "rpl_1"}], queue="assign", task_id="t-1")
+    client = redis.Redis.from_url(real_redis_url)
+    [raw] = client.lrange("test:assign", 0, -1)
+    return json.loads(raw)
+
+
+def test_our_message_has_the_shape_celery_itself_publishes(redis_server, real_redis) -> None:
+    theirs = celery_published(redis_server.url)
+    ours = json.loads(task_message(ASSIGN_TASK, [{"id": "rpl_1"}], queue="assign",
+                                   task_id="t-1"))
+    assert set(ours) == set(theirs)
+    assert set(ours["headers"]) == set(theirs["headers"])
+    assert set(ours["properties"]) == set(theirs["properties"])
+    for field in ("task", "id", "root_id", "retries", "lang", "eta", "expires", "group"):
+        assert ours["headers"][field] == theirs["headers"][field], field
+    assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+    assert ours["properties"]["body_encoding"] == theirs["properties"]["body_encoding"]
+    assert ours["content-type"] == theirs["content-type"]
+    assert json.loads(base64.b64decode(ours["body"])) == json.loads(
+        base64.b64decode(theirs["body"]))
+
+
+def test_the_assign_message_repr_names_the_reply_not_the_address() -> None:
+    message = json.loads(assign_message({"id": "rpl_9", "email": "lead@acme.io"}))
+    assert message["headers"]["argsrepr"] == "[reply rpl_9]"
+    assert "lead@acme.io" not in json.dumps(message["headers"])
+
+
+def test_each_message_gets_its_own_task_id_and_delivery_tag() -> None:
+    one = json.loads(assign_message({"id": "r"}))
+    two = json.loads(assign_message({"id": "r"}))
+    assert one["headers"]["id"] != two["headers"]["id"]
+    assert one["properties"]["delivery_tag"] != two["properties"]["delivery_tag"]
+
+
+def test_delayed_messages_are_released_only_when_due(real_redis) -> None:
+    delayed = Delayed(real_redis, KEYS)
+    delayed.add("assign", "early", 100.0)
+    delayed.add("assign", "late", 200.0)
+    delayed.add("followups", "other\nqueue", 150.0)
+    assert delayed.release_due(now=50.0) == 0
+    assert delayed.release_due(now=160.0) == 2
+    assert real_redis.lrange("test:assign", 0, -1) == [b"early"]
+    assert real_redis.lrange("test:followups", 0, -1) == [b"other\nqueue"]
+    assert delayed.count() == 1
+
+
+def test_two_releasers_never_release_a_message_twice(real_redis) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    delayed = Delayed(real_redis, KEYS)
+    for i in range(500):
+        delayed.add("assign", f"m{i}", float(i))
+    with ThreadPoolExecutor(4) as pool:
+        moved = sum(pool.map(lambda _: Delayed(real_redis, KEYS).release_due(now=1e9, limit=50),
+                             range(40)))
+    assert moved == 500
+    messages = real_redis.lrange("test:assign", 0, -1)
+    assert len(messages) == len(set(messages)) == 500

@@ -1,0 +1,211 @@
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+from starlette.testclient import TestClient
+
+from tests.conftest import WEBHOOK_SECRET, make_settings
+from worker.embedded_redis import free_port
+from worker.keys import Keys
+from worker.web import create_app
+
+KEYS = Keys("test:")
+
+
+def body_for(reply_id: str = "rpl_1", classification: str = "interested", **extra: object) -> bytes:
+    reply = {"id": reply_id, "email": "lead@acme.io", "campaignId": "camp_1",
+             "classification": classification, "receivedAt": "2025-06-11T09:14:32Z",
+             "threadSnippet": "Sounds great, let's talk"}
+    envelope = {"event": "reply.received", "timestamp": "2025-06-11T09:14:33Z",
+                "data": {"reply": reply}, **extra}
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def client(server: fakeredis.FakeServer) -> Iterator[TestClient]:
+    app = create_app(make_settings(leadterra_webhook_secret_previous="whsec_old_9876543210"),
+                     client=fakeredis.FakeAsyncRedis(server=server))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def sync(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(server=server)
+
+
+def post(client: TestClient, body: bytes, signature: str | None = None,
+         **headers: str) -> object:
+    sent = {"content-type": "application/json", **headers}
+    if signature is not None:
+        sent["x-leadterra-signature"] = signature
+    return client.post("/webhooks/leadterra", content=body, headers=sent)
+
+
+def queued(sync: fakeredis.FakeRedis) -> list[dict]:
+    return [json.loads(m) for m in sync.lrange(KEYS.queue("assign"), 0, -1)]
+
+
+def test_a_signed_interested_reply_is_enqueued_with_202(client, sync) -> None:
+    body = body_for()
+    response = post(client, body, sign(body))
+    assert response.status_code == 202
+    assert response.json() == {"status": "enqueued", "reply_id": "rpl_1"}
+    [message] = queued(sync)
+    assert message["headers"]["task"] == "leadrouter.assign_reply"
+    args = json.loads(base64.b64decode(message["body"]))[0][0]
+    assert args["id"] == "rpl_1"
+    assert "threadSnippet" not in args
+    assert sync.exists(KEYS.seen("rpl_1"))
+    assert sync.ttl(KEYS.seen("rpl_1")) >= 3 * 24 * 3600
+
+
+def test_a_duplicate_delivery_is_200_and_enqueues_nothing_more(client, sync) -> None:
+    body = body_for()
+    assert post(client, body, sign(body)).status_code == 202
+    again = post(client, body, sign(body))
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    assert len(queued(sync)) == 1
+
+
+@pytest.mark.parametrize("classification", ["not_interested", "out_of_office", "bounce",
+                                            "unsubscribe", "referral", "brand_new_value"])
+def test_a_non_positive_reply_is_acknowledged_and_ignored(client, sync, classification) -> None:
+    body = body_for(classification=classification)
+    response = post(client, body, sign(body))
+    assert response.status_code == 200
+    assert response.json()["status"] == "ignored"
+    assert queued(sync) == []
+    assert not sync.exists(KEYS.seen("rpl_1"))
+
+
+def test_an_unknown_event_is_acknowledged_and_ignored(client, sync) -> None:
+    body = json.dumps({"event": "message.sent", "data": {"messageId": "m1"}}).encode()
+    response = post(client, body, sign(body))
+    assert response.status_code == 200
+    assert queued(sync) == []
+
+
+@pytest.mark.parametrize("signature", [None, "", "nope", "sha256=" + "0" * 64])
+def test_a_missing_or_bad_signature_is_401_and_changes_nothing(client, sync, signature) -> None:
+    response = post(client, body_for(), signature)
+    assert response.status_code == 401
+    assert queued(sync) == []
+    assert sync.dbsize() == 0
+
+
+def test_a_signature_under_another_secret_is_401(client, sync) -> None:
+    body = body_for()
+    assert post(client, body, sign(body, "some-other-secret")).status_code == 401
+    assert queued(sync) == []
+
+
+def test_base64_and_prefixed_signatures_are_accepted(client, sync) -> None:
+    first, second = body_for("r1"), body_for("r2")
+    digest = hmac.new(WEBHOOK_SECRET.encode(), first, hashlib.sha256).digest()
+    assert post(client, first, base64.b64encode(digest).decode()).status_code == 202
+    assert post(client, second, "sha256=" + sign(second)).status_code == 202
+    assert len(queued(sync)) == 2
+
+
+def test_the_previous_secret_is_accepted_during_a_rotation(client, sync) -> None:
+    body = body_for()
+    assert post(client, body, sign(body, "whsec_old_9876543210")).status_code == 202
+
+
+@pytest.mark.parametrize(("body", "status"), [(b"not json", 400), (b"\xff\xfe", 400),
+                                               (b"[]", 422), (b'{"event":"reply.received",'
+                                                              b'"data":{"reply":{}}}', 422)])
+def test_a_signed_but_malformed_body_is_400_or_422(client, sync, body, status) -> None:
+    response = post(client, body, sign(body))
+    assert response.status_code == status
+    assert queued(sync) == []
+
+
+def test_a_body_over_the_cap_is_413_before_it_is_read(client, sync) -> None:
+    body = body_for(padding="x" * (256 * 1024))
+    response = post(client, body, sign(body))
+    assert response.status_code == 413
+    assert queued(sync) == []
+
+
+def test_a_lying_content_length_still_hits_the_cap(client, sync) -> None:
+    body = body_for(padding="x" * (300 * 1024))
+
+    def chunks():
+        for i in range(0, len(body), 16384):
+            yield body[i:i + 16384]
+
+    response = client.post("/webhooks/leadterra", content=chunks(),
+                           headers={"x-leadterra-signature": sign(body)})
+    assert response.status_code == 413
+    assert queued(sync) == []
+
+
+def test_redis_unreachable_is_503_so_leadterra_retries() -> None:
+    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                   socket_connect_timeout=0.2)
+    app = create_app(make_settings(), client=dead)
+    body = body_for()
+    with TestClient(app) as test_client:
+        response = post(test_client, body, sign(body))
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+def test_the_log_line_carries_ids_and_duration_but_no_secret_or_text(client) -> None:
+    from structlog.testing import capture_logs
+
+    body = body_for()
+    with capture_logs() as logs:
+        post(client, body, sign(body))
+    [event] = [e for e in logs if e["event"] == "webhook.received"]
+    assert event["reply_id"] == "rpl_1"
+    assert event["outcome"] == "enqueued"
+    assert event["status"] == 202
+    assert event["duration_ms"] >= 0
+    flat = json.dumps(logs)
+    assert WEBHOOK_SECRET not in flat
+    assert sign(body) not in flat
+    assert "Sounds great" not in flat
+
+
+def test_healthz_answers_while_the_process_is_up(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_is_503_with_a_reason_until_a_worker_consumes(client, sync) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "no worker" in response.json()["reason"]
+    from worker.health import stamp_heartbeat
+
+    stamp_heartbeat(sync, KEYS, "w1")
+    assert client.get("/readyz").status_code == 200
+
+
+def test_metrics_count_webhooks_by_outcome(client) -> None:
+    body = body_for()
+    post(client, body, sign(body))
+    post(client, body, sign(body))
+    post(client, body, "bad")
+    text = client.get("/metrics").text
+    assert 'leadrouter_webhooks_total{outcome="enqueued"} 1.0' in text
+    assert 'leadrouter_webhooks_total{outcome="duplicate"} 1.0' in text
+    assert 'leadrouter_webhooks_total{outcome="bad_signature"} 1.0' in text
+    assert 'leadrouter_queue_depth{queue="assign"} 1.0' in text

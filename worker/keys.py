@@ -1,0 +1,116 @@
+"""Every Redis key and queue name, under one prefix so deployments can share a Redis.
+
+Celery's own keys (queues, unacked messages) get the same prefix through kombu's
+`global_keyprefix`, so `Keys.queue()` is the list a task message is pushed onto.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+QUEUE_ASSIGN = "assign"
+QUEUE_FOLLOWUPS = "followups"
+QUEUE_DEFAULT = "default"
+QUEUES = (QUEUE_ASSIGN, QUEUE_FOLLOWUPS, QUEUE_DEFAULT)
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "leadrouter:"
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def queue(self, name: str) -> str:
+        """The Redis list kombu reads a queue from (prefix included)."""
+        return self.prefix + name
+
+    # receiver
+    def seen(self, reply_id: str) -> str:
+        return self._k("seen", reply_id)
+
+    # assignment
+    def pick(self, reply_id: str) -> str:
+        return self._k("pick", reply_id)
+
+    def done(self, reply_id: str) -> str:
+        return self._k("done", reply_id)
+
+    @property
+    def sdr_cache(self) -> str:
+        return self._k("sdrs", "connected")
+
+    @property
+    def rotation_credit(self) -> str:
+        return self._k("rotation", "credit")
+
+    @property
+    def rotation_parked(self) -> str:
+        return self._k("rotation", "parked")
+
+    @property
+    def rotation_count(self) -> str:
+        return self._k("rotation", "count")
+
+    @property
+    def decisions(self) -> str:
+        return self._k("rotation", "decisions")
+
+    def daily_count(self, sdr_id: str, day: str) -> str:
+        return self._k("cap", day, sdr_id)
+
+    def sticky(self, account: str) -> str:
+        return self._k("sticky", account)
+
+    @property
+    def mailbox_health(self) -> str:
+        return self._k("mailbox", "health")
+
+    # delivery and waiting
+    def deliveries(self, task_id: str, retries: int) -> str:
+        return self._k("deliveries", task_id, str(retries))
+
+    @property
+    def delayed(self) -> str:
+        return self._k("delayed")
+
+    @property
+    def held(self) -> str:
+        return self._k("held")
+
+    @property
+    def dlq(self) -> str:
+        return self._k("dlq", "entries")
+
+    @property
+    def dlq_index(self) -> str:
+        return self._k("dlq", "index")
+
+    # rate limit
+    @property
+    def rate_tat(self) -> str:
+        return self._k("ratelimit", "tat")
+
+    @property
+    def rate_pause(self) -> str:
+        return self._k("ratelimit", "pause_until")
+
+    # follow-ups
+    @property
+    def poll_lock(self) -> str:
+        return self._k("followups", "poll_lock")
+
+    def followup_claim(self, followup_id: str, due_at: str) -> str:
+        return self._k("followups", "claim", followup_id, due_at)
+
+    # health and metrics
+    @property
+    def heartbeat(self) -> str:
+        return self._k("heartbeat", "consumed")
+
+    @property
+    def metrics(self) -> str:
+        return self._k("metrics")
+
+    def metrics_process(self, ident: str) -> str:
+        return self._k("metrics", "proc", ident)

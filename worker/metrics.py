@@ -1,0 +1,202 @@
+"""Prometheus metrics, exported through Redis so every process and host reaches /metrics.
+
+Each process counts in its own registry. Workers and beat flush a snapshot of it into one Redis
+hash every few seconds (`Metrics.flush`); the receiver's /metrics sums the snapshots of every
+process with its own live counters, and adds gauges read from Redis at scrape time: queue depth,
+dead letters, held replies and the age of the oldest one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections import defaultdict
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from worker.keys import QUEUES, Keys
+
+STALE_AFTER_SECONDS = 24 * 3600
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1, 2, 5, 10, 30)
+Sample = tuple[str, dict[str, str], float]
+
+
+class Metrics:
+    """This process's counters and histograms."""
+
+    def __init__(self, ident: str | None = None) -> None:
+        self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.webhooks = Counter(
+            "leadrouter_webhooks", "Webhook deliveries by outcome.", ["outcome"], registry=r
+        )
+        self.assignments = Counter(
+            "leadrouter_assignments", "Assign attempts by outcome.", ["outcome"], registry=r
+        )
+        self.followups = Counter(
+            "leadrouter_followups", "Follow-up decisions.", ["decision"], registry=r
+        )
+        self.notifications = Counter(
+            "leadrouter_notifications",
+            "Follow-up notifications by destination and outcome.",
+            ["destination", "outcome"],
+            registry=r,
+        )
+        self.calls = Counter(
+            "leadrouter_leadterra_calls",
+            "Calls to Leadterra by endpoint and status.",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.call_seconds = Histogram(
+            "leadrouter_leadterra_call_seconds",
+            "Latency of calls to Leadterra.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.assign_latency = Histogram(
+            "leadrouter_webhook_to_assigned_seconds",
+            "From webhook accepted to assign answered.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rate_limit_wait = Counter(
+            "leadrouter_rate_limit_wait_seconds",
+            "Seconds spent waiting for the global rate limit.",
+            registry=r,
+        )
+
+    # -- per-call observer (LeadterraClient's CallObserver, minus the gate) -------------------
+
+    def observe_call(self, endpoint: str, status: str, seconds: float) -> None:
+        self.calls.labels(endpoint, status).inc()
+        self.call_seconds.labels(endpoint).observe(seconds)
+
+    # -- export -------------------------------------------------------------------------------
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        families = []
+        for family in self.registry.collect():
+            samples = [
+                [s.name, s.labels, s.value]
+                for s in family.samples
+                if not s.name.endswith("_created")
+            ]
+            families.append(
+                {
+                    "name": family.name,
+                    "type": family.type,
+                    "doc": family.documentation,
+                    "samples": samples,
+                }
+            )
+        return families
+
+    def flush(self, client: redis.Redis, keys: Keys) -> None:
+        """Write this process's snapshot into Redis for the receiver's /metrics."""
+        blob = json.dumps({"at": time.time(), "families": self.snapshot()})
+        client.hset(keys.metrics, self.ident, blob)
+
+    async def render(self, client: aioredis.Redis, keys: Keys) -> tuple[bytes, str]:
+        """The Prometheus text page: every process's counters summed, plus Redis gauges."""
+        snapshots = {self.ident: self.snapshot()}
+        try:
+            stored = await client.hgetall(keys.metrics)
+            gauges = await queue_gauges(client, keys)
+        except (redis.RedisError, OSError):
+            stored, gauges = {}, [("leadrouter_redis_up", {}, 0.0)]
+        now = time.time()
+        stale = []
+        for ident, blob in stored.items():
+            name = ident.decode() if isinstance(ident, bytes) else ident
+            if name == self.ident:
+                continue
+            data = json.loads(blob)
+            if now - data["at"] > STALE_AFTER_SECONDS:
+                stale.append(name)
+                continue
+            snapshots[name] = data["families"]
+        if stale:
+            await client.hdel(keys.metrics, *stale)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Merged(snapshots, gauges))
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+async def queue_gauges(client: aioredis.Redis, keys: Keys) -> list[Sample]:
+    """Depths and ages read from Redis at scrape time."""
+    async with client.pipeline(transaction=False) as pipe:
+        for queue in QUEUES:
+            pipe.llen(keys.queue(queue))
+        pipe.hlen(keys.dlq)
+        pipe.zcard(keys.delayed)
+        pipe.hlen(keys.held)
+        pipe.hvals(keys.held)
+        results = await pipe.execute()
+    depths = dict(zip(QUEUES, results[: len(QUEUES)], strict=True))
+    dlq, delayed, held, held_values = results[len(QUEUES) :]
+    oldest = min((json.loads(v)["since"] for v in held_values), default=None)
+    gauges: list[Sample] = [
+        ("leadrouter_queue_depth", {"queue": q}, float(n)) for q, n in depths.items()
+    ]
+    gauges += [
+        ("leadrouter_redis_up", {}, 1.0),
+        ("leadrouter_dead_letters", {}, float(dlq)),
+        ("leadrouter_delayed_messages", {}, float(delayed)),
+        ("leadrouter_held_replies", {}, float(held)),
+        (
+            "leadrouter_oldest_held_reply_age_seconds",
+            {},
+            max(0.0, time.time() - oldest) if oldest else 0.0,
+        ),
+    ]
+    return gauges
+
+
+class _Merged:
+    """A collector that sums the snapshots' samples and adds the scrape-time gauges."""
+
+    def __init__(self, snapshots: dict[str, list[dict[str, Any]]], gauges: list[Sample]):
+        self.snapshots = snapshots
+        self.gauges = gauges
+
+    def collect(self) -> list[Metric]:
+        meta: dict[str, tuple[str, str]] = {}
+        sums: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = defaultdict(
+            lambda: defaultdict(float)
+        )
+        for families in self.snapshots.values():
+            for family in families:
+                meta[family["name"]] = (family["type"], family["doc"])
+                for name, labels, value in family["samples"]:
+                    sums[family["name"]][(name, tuple(sorted(labels.items())))] += value
+        out = []
+        for fname, (ftype, doc) in sorted(meta.items()):
+            metric = Metric(fname, doc, ftype)
+            for (name, labels), value in sums[fname].items():
+                metric.add_sample(name, dict(labels), value)
+            out.append(metric)
+        grouped: dict[str, Metric] = {}
+        for name, labels, value in self.gauges:
+            metric = grouped.setdefault(name, Metric(name, _GAUGE_DOCS.get(name, name), "gauge"))
+            metric.add_sample(name, labels, value)
+        return out + list(grouped.values())
+
+
+_GAUGE_DOCS = {
+    "leadrouter_queue_depth": "Task messages waiting in each queue.",
+    "leadrouter_redis_up": "1 when Redis answered the scrape.",
+    "leadrouter_dead_letters": "Entries in the dead-letter list.",
+    "leadrouter_delayed_messages": "Messages waiting in Redis for their retry time.",
+    "leadrouter_held_replies": "Replies held because no SDR is eligible.",
+    "leadrouter_oldest_held_reply_age_seconds": "Age of the oldest held reply.",
+}

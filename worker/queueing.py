@@ -1,0 +1,141 @@
+"""Task messages written straight onto the broker's lists, and waits held in Redis.
+
+The receiver does not load Celery: it builds the same Celery protocol-2 message that
+`apply_async` would, and pushes it in one Lua call that also sets the dedupe marker, so the
+marker exists exactly when the task is enqueued. `tests/test_queueing.py` checks the message
+against what Celery itself publishes, and the integration tests run it through a real worker.
+
+Waits longer than the broker can hold safely (the visibility-timeout trap) go into a sorted
+set scored by due time; `release_due` (run by beat every second) moves what is due back onto
+its queue in one atomic step, so two beats never release a message twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from worker.keys import QUEUE_ASSIGN, Keys
+
+ASSIGN_TASK = "leadrouter.assign_reply"
+ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+
+# KEYS: seen marker, queue list. ARGV: message, ttl seconds, marker value.
+ENQUEUE_ONCE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+return 1
+"""
+
+# KEYS: delayed zset. ARGV: now, max items, queue key prefix.
+# Members are "queue\n<message>"; each due one is pushed onto prefix..queue and removed.
+RELEASE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do
+  local cut = string.find(member, '\\n', 1, true)
+  redis.call('LPUSH', ARGV[3] .. string.sub(member, 1, cut - 1), string.sub(member, cut + 1))
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+
+def task_message(
+    task: str,
+    args: list[Any],
+    *,
+    queue: str,
+    task_id: str | None = None,
+    retries: int = 0,
+    argsrepr: str = "",
+) -> str:
+    """A Celery protocol-2 message as kombu's Redis transport stores it, JSON-encoded.
+
+    `argsrepr` replaces Celery's repr of the arguments in its own logs: pass ids only, so no
+    e-mail address or reply text reaches a log line.
+    """
+    task_id = task_id or str(uuid.uuid4())
+    body = json.dumps(
+        [args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
+        separators=(",", ":"),
+    )
+    message = {
+        "body": base64.b64encode(body.encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py",
+            "task": task,
+            "id": task_id,
+            "shadow": None,
+            "eta": None,
+            "expires": None,
+            "group": None,
+            "group_index": None,
+            "retries": retries,
+            "timelimit": [None, None],
+            "root_id": task_id,
+            "parent_id": None,
+            "argsrepr": argsrepr,
+            "kwargsrepr": "{}",
+            "origin": ORIGIN,
+            "ignore_result": True,
+            "replaced_task_nesting": 0,
+            "stamped_headers": None,
+            "stamps": {},
+        },
+        "properties": {
+            "correlation_id": task_id,
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return json.dumps(message, separators=(",", ":"))
+
+
+def assign_message(reply: dict[str, Any], *, retries: int = 0) -> str:
+    """The message for one reply's assign task; the reply id doubles as a readable repr."""
+    return task_message(
+        ASSIGN_TASK,
+        [reply],
+        queue=QUEUE_ASSIGN,
+        retries=retries,
+        argsrepr=f"[reply {reply.get('id', '?')}]",
+    )
+
+
+class Delayed:
+    """Messages waiting in Redis until their time, released by `release_due`."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+        self._release = client.register_script(RELEASE_DUE)
+
+    def add(self, queue: str, message: str, due: float) -> None:
+        self._redis.zadd(self._keys.delayed, {f"{queue}\n{message}": due})
+
+    def release_due(self, now: float | None = None, limit: int = 1000) -> int:
+        moved = self._release(
+            keys=[self._keys.delayed],
+            args=[now if now is not None else time.time(), limit, self._keys.prefix],
+        )
+        return int(moved)
+
+    def count(self) -> int:
+        return int(self._redis.zcard(self._keys.delayed))
+
+    def push_now(self, queue: str, message: str) -> None:
+        self._redis.lpush(self._keys.queue(queue), message)
