@@ -1,0 +1,68 @@
+from tests.conftest import make_settings
+from worker.celery_app import (
+    TASK_ASSIGN,
+    TASK_CANARY,
+    TASK_NOTIFY,
+    TASK_POLL,
+    TASK_RELEASE,
+    TASK_ROUTE,
+    create_celery,
+    restore_interval,
+)
+from worker.keys import QUEUE_ASSIGN, QUEUE_FOLLOWUPS
+from worker.runtime import Runtime
+from worker.tasks import register
+
+
+def test_the_reliable_delivery_baseline_is_set_on_the_app() -> None:
+    settings = make_settings(worker_concurrency=40, visibility_timeout=900)
+    conf = create_celery(settings).conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is True
+    assert conf.task_ignore_result is True
+    assert conf.result_backend is None
+    assert conf.task_serializer == "json"
+    assert list(conf.accept_content) == ["json"]
+    assert conf.worker_hijack_root_logger is False
+    options = conf.broker_transport_options
+    assert options["visibility_timeout"] == 900
+    assert options["max_connections"] > 40
+    assert options["unacked_restore_throttle"] == 1
+    assert options["unacked_restore_interval"] <= 5
+    assert options["global_keyprefix"] == settings.key_prefix
+
+
+def test_every_countdown_stays_far_below_the_visibility_timeout() -> None:
+    for timeout in (10, 15, 60, 900, 3600):
+        settings = make_settings(visibility_timeout=timeout, leadterra_timeout_read=2,
+                                 leadterra_timeout_connect=1, leadterra_timeout_pool=1,
+                                 retry_backoff_max=300)
+        assert settings.max_countdown <= timeout / 3
+        assert settings.max_task_seconds < timeout
+        assert restore_interval(settings) < timeout
+
+
+def test_tasks_are_routed_to_their_queues() -> None:
+    routes = create_celery(make_settings()).conf.task_routes
+    assert routes[TASK_ASSIGN]["queue"] == QUEUE_ASSIGN
+    assert routes[TASK_ROUTE]["queue"] == QUEUE_FOLLOWUPS
+
+
+def test_beat_entries_expire_and_poll_at_the_configured_interval() -> None:
+    schedule = create_celery(make_settings(followup_poll_seconds=7)).conf.beat_schedule
+    poll = next(e for e in schedule.values() if e["task"] == TASK_POLL)
+    assert poll["schedule"] == 7
+    assert all("expires" in entry["options"] for entry in schedule.values())
+    assert {TASK_RELEASE, TASK_CANARY} <= {e["task"] for e in schedule.values()}
+
+
+def test_every_task_is_registered_late_acked_with_no_celery_retry_cap(fake_redis) -> None:
+    app = create_celery(make_settings())
+    tasks = register(app, Runtime(make_settings(), client=fake_redis))
+    assert set(tasks) == {TASK_ASSIGN, TASK_POLL, TASK_ROUTE, TASK_NOTIFY, TASK_RELEASE,
+                          TASK_CANARY}
+    for task in tasks.values():
+        assert task.acks_late is True
+        assert task.max_retries is None

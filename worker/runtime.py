@@ -1,0 +1,145 @@
+"""What one worker process holds: settings, one Redis pool, one Leadterra client, and the
+services built on them. Built once in the entry point and handed to the tasks."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from pydantic import SecretStr
+
+from config.settings import ConfigError, Settings
+from worker.deadletter import DeadLetters
+from worker.holds import Holds
+from worker.keys import Keys
+from worker.leadterra import LeadterraClient
+from worker.logs import get_logger
+from worker.metrics import Metrics
+from worker.notify import Notifier
+from worker.policy import PolicySource
+from worker.queueing import Delayed
+from worker.ratelimit import RateGate
+from worker.rotation import Rotation
+from worker.workhours import WorkingHours, hours_from_settings
+
+log = get_logger("leadrouter.leadterra")
+
+
+class CallRecorder:
+    """The Leadterra client's observer: the global rate gate before, metrics and 429s after."""
+
+    def __init__(self, gate: RateGate, metrics: Metrics) -> None:
+        self.gate = gate
+        self.metrics = metrics
+
+    def before_call(self, endpoint: str) -> None:
+        waited = self.gate.acquire()
+        if waited:
+            self.metrics.rate_limit_wait.inc(waited)
+
+    def after_call(
+        self, endpoint: str, status: str, seconds: float, retry_after: float | None
+    ) -> None:
+        self.metrics.observe_call(endpoint, status, seconds)
+        if status == "429":
+            wait = retry_after if retry_after is not None else 1.0
+            self.gate.pause(wait)
+            log.warning("leadterra.rate_limited", endpoint=endpoint, retry_after=wait)
+        log.debug(
+            "leadterra.call", endpoint=endpoint, status=status, duration_ms=round(seconds * 1000, 1)
+        )
+
+
+def redis_client(settings: Settings, max_connections: int) -> redis.Redis:
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=max_connections,
+        timeout=10,
+        socket_connect_timeout=3,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: redis.Redis | None = None,
+        leadterra: LeadterraClient | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redis = client or redis_client(settings, settings.worker_concurrency + 10)
+        self.metrics = metrics or Metrics()
+        self.gate = RateGate(
+            self.redis,
+            self.keys,
+            settings.leadterra_max_rps,
+            settings.leadterra_burst,
+            max_block=settings.rate_block_seconds,
+        )
+        self.recorder = CallRecorder(self.gate, self.metrics)
+        self._leadterra = leadterra
+        self.rotation = Rotation(
+            self.redis,
+            self.keys,
+            pick_ttl=settings.dedupe_ttl_seconds,
+            cache_ttl=settings.sdr_cache_seconds,
+        )
+        self.delayed = Delayed(self.redis, self.keys)
+        self.dlq = DeadLetters(self.redis, self.keys)
+        self.holds = Holds(self.redis, self.keys, self.delayed, settings.hold_recheck_seconds)
+        self.policy = PolicySource(settings, self.keys)
+        try:
+            self._hours = hours_from_settings(settings.working_hours)
+        except ValueError as bad:
+            raise ConfigError(f"WORKING_HOURS: {bad}") from None
+        self._notifier: Notifier | None = None
+        self.started = time.time()
+
+    @property
+    def leadterra(self) -> LeadterraClient:
+        """The workspace client, made on first use (commands that never call need no key)."""
+        if self._leadterra is None:
+            self._leadterra = LeadterraClient.from_settings(self.settings, observer=self.recorder)
+        return self._leadterra
+
+    @property
+    def notifier(self) -> Notifier:
+        if self._notifier is None:
+            self._notifier = Notifier(self.settings)
+        return self._notifier
+
+    def working_hours(self, sdr_id: str | None) -> WorkingHours | None:
+        """The SDR's working hours (its own, else `default`), or None when not configured."""
+        return self._hours.get(sdr_id or "") or self._hours.get("default")
+
+    def sdr_key(self, sdr_id: str | None) -> SecretStr | None:
+        if sdr_id is None:
+            return None
+        return self.settings.leadterra_sdr_api_keys.get(sdr_id)
+
+    def for_sdr(self, sdr_id: str | None) -> LeadterraClient:
+        """The client that acts as `sdr_id` (its own key), or the main key without a map."""
+        key = self.sdr_key(sdr_id)
+        return self.leadterra.with_key(key) if key else self.leadterra
+
+    def count_delivery(self, task_id: str, retries: int) -> int:
+        """How many times this exact message (task id and retry number) has been delivered."""
+        key = self.keys.deliveries(task_id, retries)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.settings.visibility_timeout * 4 + 3600)
+            count, _ = pipe.execute()
+        return int(count)
+
+    def close(self) -> None:
+        if self._leadterra is not None:
+            self._leadterra.close()
+        if self._notifier is not None:
+            self._notifier.close()
+        self.redis.close()
