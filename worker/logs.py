@@ -108,7 +108,17 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("httpx", "httpcore", "kombu", "amqp", "asyncio"):
+    # Per-message chatter ("Task ... received/succeeded"); our own events say what was decided.
+    for name in (
+        "httpx",
+        "httpcore",
+        "kombu",
+        "amqp",
+        "asyncio",
+        "celery.app.trace",
+        "celery.worker.strategy",
+        "celery.beat",
+    ):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "aiohttp.access"):
         logger = logging.getLogger(name)

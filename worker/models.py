@@ -57,7 +57,7 @@ class Thread(ApiModel):
     subject: str | None = None
     status: str | None = None
     category: str | None = None
-    priority_score: float | None = None
+    priority_score: int | float | None = None
     last_message_at: UtcDatetime | None = None
     snoozed: bool | None = None
 

@@ -1,0 +1,318 @@
+"""worker/notify.py through httpx.MockTransport: destinations, bodies, signature, error mapping."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from config.settings import Settings
+from tests.conftest import make_settings
+from worker import errors
+from worker.followups import note_for
+from worker.leadterra import USER_AGENT
+from worker.models import FollowUp, Thread
+from worker.notify import DELIVERY_HEADER, Notifier, delivery_id, slack_body, webhook_body
+
+WEBHOOK_URL = "https://hooks.example.test/leadrouter/followups"
+WEBHOOK_PATH = "/leadrouter/followups"
+WEBHOOK_SECRET = "whsec_outbound_0123456789"
+SLACK_TOKEN = "slackTOKENsecret987"
+SLACK_URL = f"https://hooks.slack.test/services/T000/B000/{SLACK_TOKEN}"
+SLACK_PATH = f"/services/T000/B000/{SLACK_TOKEN}"
+DUE = "2026-06-29T14:00:00.000Z"
+
+FOLLOWUP = {"id": "fu_1", "threadId": "thr_1", "sdrId": "sdr_1", "status": "pending",
+            "dueAt": "2026-06-29T14:00:00Z"}  # fmt: skip
+THREAD = {"id": "thr_1", "contactEmail": "ada@acme.io", "contactName": "Ada Lovelace",
+          "subject": "Re: pricing for 40 seats", "status": "needs_followup", "category": "A",
+          "priorityScore": 85}  # fmt: skip
+
+
+def make_note(thread: dict[str, Any] | None = THREAD, sdr: str | None = "sdr_1") -> dict[str, Any]:
+    """A note exactly as `followups.poll` fans it out."""
+    model = Thread.model_validate(thread) if thread is not None else None
+    return note_for(FollowUp.model_validate(FOLLOWUP), model, sdr)
+
+
+@dataclass
+class Receiver:
+    """The webhook and Slack endpoints: answers by path, and every request they saw."""
+
+    answers: dict[str, httpx.Response | Exception] = field(default_factory=dict)
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path not in (WEBHOOK_PATH, SLACK_PATH):
+            return httpx.Response(404)
+        answer = self.answers.get(request.url.path, httpx.Response(200, text="ok"))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    return Receiver()
+
+
+def notifier_for(settings: Settings, receiver: Receiver) -> Notifier:
+    return Notifier(settings, transport=httpx.MockTransport(receiver.handler))
+
+
+@pytest.fixture
+def notifier(receiver: Receiver) -> Iterator[Notifier]:
+    settings = make_settings(
+        followup_webhook_url=WEBHOOK_URL,
+        followup_webhook_secret=WEBHOOK_SECRET,
+        slack_webhook_url=SLACK_URL,
+    )
+    notifier = notifier_for(settings, receiver)
+    yield notifier
+    notifier.close()
+
+
+def verify_signature(header: str, body: bytes, secret: str) -> int:
+    """The header's timestamp when `t=<ts>,v1=<hex>` signs `"<ts>." + body` under `secret`."""
+    parts = dict(part.split("=", 1) for part in header.split(","))
+    assert set(parts) == {"t", "v1"}
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
+    assert hmac.compare_digest(expected.hexdigest(), parts["v1"])
+    return int(parts["t"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, []),
+        ({"followup_webhook_url": WEBHOOK_URL}, ["webhook"]),
+        ({"slack_webhook_url": SLACK_URL}, ["slack"]),
+        (
+            {"followup_webhook_url": WEBHOOK_URL, "slack_webhook_url": SLACK_URL},
+            ["webhook", "slack"],
+        ),  # fmt: skip
+    ],
+)
+def test_destinations_are_those_configured(
+    overrides: dict[str, str], expected: list[str], receiver: Receiver
+) -> None:
+    notifier = notifier_for(make_settings(**overrides), receiver)
+    assert notifier.destinations() == expected
+    notifier.close()
+
+
+def test_delivery_id_is_the_followup_id_and_its_due_time() -> None:
+    assert delivery_id(make_note()) == f"fu_1:{DUE}"
+
+
+def test_the_webhook_posts_the_followup_as_json(notifier: Notifier, receiver: Receiver) -> None:
+    notifier.deliver("webhook", make_note())
+    [request] = receiver.requests
+    assert request.method == "POST"
+    assert str(request.url) == WEBHOOK_URL
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == USER_AGENT
+    assert request.headers[DELIVERY_HEADER] == f"fu_1:{DUE}"
+    assert json.loads(request.content) == {
+        "event": "followup.due",
+        "deliveryId": f"fu_1:{DUE}",
+        "sdrId": "sdr_1",
+        "followup": {**FOLLOWUP, "dueAt": DUE},
+        "thread": {**THREAD, "priorityScore": 85.0},
+    }
+
+
+def test_the_webhook_signature_verifies_over_timestamp_and_body(
+    notifier: Notifier, receiver: Receiver
+) -> None:
+    notifier.deliver("webhook", make_note())
+    [request] = receiver.requests
+    signed_at = verify_signature(
+        request.headers["X-Leadrouter-Signature"], request.content, WEBHOOK_SECRET
+    )
+    assert abs(signed_at - time.time()) < 60
+
+
+def test_the_webhook_signature_fails_under_another_secret_or_another_body(
+    notifier: Notifier, receiver: Receiver
+) -> None:
+    notifier.deliver("webhook", make_note())
+    [request] = receiver.requests
+    header = request.headers["X-Leadrouter-Signature"]
+    with pytest.raises(AssertionError):
+        verify_signature(header, request.content, "whsec_someone_else_000")
+    with pytest.raises(AssertionError):
+        verify_signature(header, request.content + b" ", WEBHOOK_SECRET)
+
+
+def test_the_webhook_is_unsigned_without_a_secret(receiver: Receiver) -> None:
+    notifier = notifier_for(make_settings(followup_webhook_url=WEBHOOK_URL), receiver)
+    notifier.deliver("webhook", make_note())
+    [request] = receiver.requests
+    assert "X-Leadrouter-Signature" not in request.headers
+    assert request.headers[DELIVERY_HEADER] == f"fu_1:{DUE}"
+    notifier.close()
+
+
+def test_the_webhook_body_takes_the_sdr_from_the_followup_without_a_scoped_key() -> None:
+    body = webhook_body(make_note(sdr=None))
+    assert body["sdrId"] == "sdr_1"
+
+
+def test_the_webhook_body_carries_a_missing_thread_as_null() -> None:
+    body = webhook_body(make_note(thread=None))
+    assert body["thread"] is None
+    assert body["followup"]["threadId"] == "thr_1"
+
+
+def test_slack_gets_a_readable_message(notifier: Notifier, receiver: Receiver) -> None:
+    notifier.deliver("slack", make_note())
+    [request] = receiver.requests
+    assert str(request.url) == SLACK_URL
+    assert request.headers[DELIVERY_HEADER] == f"fu_1:{DUE}"
+    assert "X-Leadrouter-Signature" not in request.headers
+    message = json.loads(request.content)
+    assert message["text"] == (
+        f"Follow-up due for Ada Lovelace <ada@acme.io>: Re: pricing for 40 seats "
+        f"(due {DUE}, SDR sdr_1)"
+    )
+    [header, section] = message["blocks"]
+    assert header["text"]["text"] == "Follow-up due"
+    shown = "\n".join(f["text"] for f in section["fields"])
+    for value in ("Ada Lovelace", "ada@acme.io", "Re: pricing for 40 seats", "*Category*\nA",
+                  "*Priority*\n85", DUE, "*SDR*\nsdr_1"):  # fmt: skip
+        assert value in shown
+
+
+@pytest.mark.parametrize(
+    ("thread", "contact"),
+    [
+        ({"id": "thr_1", "contactEmail": "ada@acme.io"}, "ada@acme.io"),
+        ({"id": "thr_1", "contactName": "Ada Lovelace"}, "Ada Lovelace"),
+        ({"id": "thr_1"}, "unknown contact"),
+        (None, "unknown contact"),
+    ],
+)
+def test_slack_names_the_contact_with_what_the_thread_has(
+    thread: dict[str, Any] | None, contact: str
+) -> None:
+    message = slack_body(make_note(thread=thread))
+    assert message["text"].startswith(f"Follow-up due for {contact}: (no subject)")
+    fields = [f["text"] for f in message["blocks"][1]["fields"]]
+    assert fields[0] == f"*Contact*\n{contact}"
+    assert "*Category*\n-" in fields
+    assert "*Priority*\n-" in fields
+
+
+@pytest.mark.parametrize("destination", ["slack", "carrier_pigeon"])
+def test_an_unconfigured_destination_is_a_permanent_error(
+    destination: str, receiver: Receiver
+) -> None:
+    notifier = notifier_for(make_settings(followup_webhook_url=WEBHOOK_URL), receiver)
+    with pytest.raises(errors.InvalidRequest, match=destination):
+        notifier.deliver(destination, make_note())
+    assert receiver.requests == []
+    notifier.close()
+
+
+FAILURES: list[tuple[httpx.Response | Exception, type[errors.ServiceError]]] = [
+    (httpx.Response(500), errors.ServerError),
+    (httpx.Response(502, text="bad gateway"), errors.ServerError),
+    (httpx.Response(503, json={"error": {"message": "down"}}), errors.ServerError),
+    (httpx.ReadTimeout("read timed out"), errors.TransportFailure),
+    (httpx.ConnectTimeout("connect timed out"), errors.TransportFailure),
+    (httpx.ConnectError("connection refused"), errors.TransportFailure),
+    (httpx.RemoteProtocolError("peer closed connection"), errors.TransportFailure),
+    (httpx.Response(429), errors.RateLimited),
+    (httpx.Response(400, text="invalid_payload"), errors.InvalidRequest),
+    (httpx.Response(403, text="invalid_token"), errors.AuthError),
+    (httpx.Response(404, text="no_service"), errors.NotFound),
+    (httpx.Response(410, text="channel_is_archived"), errors.InvalidRequest),
+    (httpx.Response(422), errors.InvalidRequest),
+]
+
+
+@pytest.mark.parametrize("destination", ["webhook", "slack"])
+@pytest.mark.parametrize(("answer", "raised"), FAILURES)
+def test_a_failed_delivery_maps_to_the_error_tree(
+    destination: str,
+    answer: httpx.Response | Exception,
+    raised: type[errors.ServiceError],
+    notifier: Notifier,
+    receiver: Receiver,
+) -> None:
+    receiver.answers = {WEBHOOK_PATH: answer, SLACK_PATH: answer}
+    with pytest.raises(raised) as caught:
+        notifier.deliver(destination, make_note())
+    assert caught.value.endpoint == f"notify {destination}"
+    status = answer.status_code if isinstance(answer, httpx.Response) else None
+    assert caught.value.status == status
+    assert caught.value.retryable is (status is None or status >= 429)
+
+
+@pytest.mark.parametrize(
+    ("answer", "raised"),
+    [
+        (httpx.Response(500), errors.RetryableError),
+        (httpx.ReadTimeout("t"), errors.RetryableError),
+        (httpx.ConnectError("c"), errors.RetryableError),
+        (httpx.Response(429), errors.RetryableError),
+        (httpx.Response(400), errors.PermanentError),
+        (httpx.Response(404), errors.PermanentError),
+    ],
+)
+def test_retryable_and_permanent_failures_split_by_class(
+    answer: httpx.Response | Exception,
+    raised: type[errors.ServiceError],
+    notifier: Notifier,
+    receiver: Receiver,
+) -> None:
+    receiver.answers = {WEBHOOK_PATH: answer}
+    with pytest.raises(raised):
+        notifier.deliver("webhook", make_note())
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "wait"), [("7", 7.0), ("0.5", 0.5), (None, None), ("soon", None)]
+)
+def test_a_429_carries_the_retry_after_wait(
+    retry_after: str | None, wait: float | None, notifier: Notifier, receiver: Receiver
+) -> None:
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    receiver.answers = {SLACK_PATH: httpx.Response(429, headers=headers)}
+    with pytest.raises(errors.RateLimited) as caught:
+        notifier.deliver("slack", make_note())
+    assert caught.value.retry_after == wait
+
+
+@pytest.mark.parametrize("destination", ["webhook", "slack"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(500),
+        httpx.Response(404, text=f"no_service for {SLACK_URL}"),
+        httpx.Response(429, headers={"Retry-After": "3"}),
+        httpx.ReadTimeout(f"timed out reading {SLACK_URL} signed with {WEBHOOK_SECRET}"),
+        httpx.ConnectError(f"cannot connect to {SLACK_URL}"),
+    ],
+)
+def test_no_secret_appears_in_a_delivery_error(
+    destination: str, answer: httpx.Response | Exception, notifier: Notifier, receiver: Receiver
+) -> None:
+    receiver.answers = {WEBHOOK_PATH: answer, SLACK_PATH: answer}
+    with pytest.raises(errors.ServiceError) as caught:
+        notifier.deliver(destination, make_note())
+    shown = f"{caught.value} {caught.value!r} {caught.value.args} {caught.value.code}"
+    for secret in (SLACK_TOKEN, SLACK_URL, WEBHOOK_SECRET):
+        assert secret not in shown
+    # a traceback never prints the httpx error, whose request holds the URL
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None or caught.value.__suppress_context__
