@@ -22,8 +22,12 @@ def rt(fake_redis, fake) -> Runtime:
 
 
 def reply(reply_id: str = "rpl_1") -> dict:
-    return {"id": reply_id, "email": "lead@acme.io", "classification": "interested",
-            "acceptedAt": 0.0}
+    return {
+        "id": reply_id,
+        "email": "lead@acme.io",
+        "classification": "interested",
+        "acceptedAt": 0.0,
+    }
 
 
 def run(rt: Runtime, r: dict | None = None) -> tuple[str, list[dict]]:
@@ -45,8 +49,11 @@ def test_a_2xx_assigns_with_the_settings_category_and_logs_the_thread(rt, fake) 
 
 
 def test_category_and_icp_flag_come_from_settings(fake_redis, fake) -> None:
-    rt = Runtime(make_settings(assign_category="C", assign_skip_icp_check=False),
-                 client=fake_redis, leadterra=fake.client())
+    rt = Runtime(
+        make_settings(assign_category="C", assign_skip_icp_check=False),
+        client=fake_redis,
+        leadterra=fake.client(),
+    )
     run(rt)
     assert fake.assigns()[0][1] == {"sdrId": "sdr_1", "category": "C", "skipIcpCheck": False}
 
@@ -56,7 +63,8 @@ def test_a_409_is_success_logged_as_already_assigned_and_not_retried(rt, fake) -
     outcome, logs = run(rt)
     assert outcome == "already_assigned"
     assert [e["event"] for e in logs if e["event"].startswith("reply.")] == [
-        "reply.already_assigned"]
+        "reply.already_assigned"
+    ]
     assert len(fake.assigns()) == 1
 
 
@@ -76,9 +84,10 @@ def test_a_second_run_for_the_same_reply_calls_nobody(rt, fake) -> None:
     assert any(e["event"] == "reply.duplicate" for e in logs)
 
 
-@pytest.mark.parametrize(("status", "error"), [(503, errors.ServerError),
-                                               (429, errors.RateLimited),
-                                               (401, errors.AuthError)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(503, errors.ServerError), (429, errors.RateLimited), (401, errors.AuthError)],
+)
 def test_other_failures_raise_for_the_retry_policy(rt, fake, status, error) -> None:
     fake.assign_script.append(httpx.Response(status, headers={"Retry-After": "2"}))
     with pytest.raises(error):
@@ -118,11 +127,12 @@ def test_a_held_reply_is_released_from_the_held_list_once_assigned(rt, fake) -> 
 
 def test_an_sdr_that_lost_gmail_since_the_cache_is_replaced_by_another(rt, fake) -> None:
     run(rt, reply("rpl_0"))  # warms the cache: sdr_1, sdr_2, sdr_3 connected
-    fake.sdrs = [{"id": "sdr_1", "gmailConnected": True},
-                 {"id": "sdr_2", "gmailConnected": False},
-                 {"id": "sdr_3", "gmailConnected": True}]
-    fake.assign_script.append(httpx.Response(422, json={"error": {"code":
-                                                                  "gmail_not_connected"}}))
+    fake.sdrs = [
+        {"id": "sdr_1", "gmailConnected": True},
+        {"id": "sdr_2", "gmailConnected": False},
+        {"id": "sdr_3", "gmailConnected": True},
+    ]
+    fake.assign_script.append(httpx.Response(422, json={"error": {"code": "gmail_not_connected"}}))
     outcome, logs = run(rt)
     assert outcome == "assigned"
     assert [b["sdrId"] for _, b in fake.assigns()] == ["sdr_1", "sdr_2", "sdr_3"]
@@ -130,7 +140,6 @@ def test_an_sdr_that_lost_gmail_since_the_cache_is_replaced_by_another(rt, fake)
 
 
 def test_a_404_for_a_reply_that_is_gone_is_permanent(rt, fake) -> None:
-    fake.assign_script.append(httpx.Response(404, json={"error": {"code":
-                                                                  "reply_not_found"}}))
+    fake.assign_script.append(httpx.Response(404, json={"error": {"code": "reply_not_found"}}))
     with pytest.raises(errors.NotFound):
         run(rt)

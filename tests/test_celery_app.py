@@ -36,9 +36,13 @@ def test_the_reliable_delivery_baseline_is_set_on_the_app() -> None:
 
 def test_every_countdown_stays_far_below_the_visibility_timeout() -> None:
     for timeout in (10, 15, 60, 900, 3600):
-        settings = make_settings(visibility_timeout=timeout, leadterra_timeout_read=2,
-                                 leadterra_timeout_connect=1, leadterra_timeout_pool=1,
-                                 retry_backoff_max=300)
+        settings = make_settings(
+            visibility_timeout=timeout,
+            leadterra_timeout_read=2,
+            leadterra_timeout_connect=1,
+            leadterra_timeout_pool=1,
+            retry_backoff_max=300,
+        )
         assert settings.max_countdown <= timeout / 3
         assert settings.max_task_seconds < timeout
         assert restore_interval(settings) < timeout
@@ -61,8 +65,14 @@ def test_beat_entries_expire_and_poll_at_the_configured_interval() -> None:
 def test_every_task_is_registered_late_acked_with_no_celery_retry_cap(fake_redis) -> None:
     app = create_celery(make_settings())
     tasks = register(app, Runtime(make_settings(), client=fake_redis))
-    assert set(tasks) == {TASK_ASSIGN, TASK_POLL, TASK_ROUTE, TASK_NOTIFY, TASK_RELEASE,
-                          TASK_CANARY}
+    assert set(tasks) == {
+        TASK_ASSIGN,
+        TASK_POLL,
+        TASK_ROUTE,
+        TASK_NOTIFY,
+        TASK_RELEASE,
+        TASK_CANARY,
+    }
     for task in tasks.values():
         assert task.acks_late is True
         assert task.max_retries is None

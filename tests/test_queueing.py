@@ -13,8 +13,11 @@ def celery_published(real_redis_url: str) -> dict:
     import redis
 
     app = Celery(broker=real_redis_url, set_as_current=False)
-    app.conf.update(task_serializer="json", accept_content=["json"],
-                    broker_transport_options={"global_keyprefix": "test:"})
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options={"global_keyprefix": "test:"},
+    )
     app.send_task(ASSIGN_TASK, args=[{"id": "rpl_1"}], queue="assign", task_id="t-1")
     client = redis.Redis.from_url(real_redis_url)
     [raw] = client.lrange("test:assign", 0, -1)
@@ -23,8 +26,7 @@ def celery_published(real_redis_url: str) -> dict:
 
 def test_our_message_has_the_shape_celery_itself_publishes(redis_server, real_redis) -> None:
     theirs = celery_published(redis_server.url)
-    ours = json.loads(task_message(ASSIGN_TASK, [{"id": "rpl_1"}], queue="assign",
-                                   task_id="t-1"))
+    ours = json.loads(task_message(ASSIGN_TASK, [{"id": "rpl_1"}], queue="assign", task_id="t-1"))
     assert set(ours) == set(theirs)
     assert set(ours["headers"]) == set(theirs["headers"])
     assert set(ours["properties"]) == set(theirs["properties"])
@@ -34,7 +36,8 @@ def test_our_message_has_the_shape_celery_itself_publishes(redis_server, real_re
     assert ours["properties"]["body_encoding"] == theirs["properties"]["body_encoding"]
     assert ours["content-type"] == theirs["content-type"]
     assert json.loads(base64.b64decode(ours["body"])) == json.loads(
-        base64.b64decode(theirs["body"]))
+        base64.b64decode(theirs["body"])
+    )
 
 
 def test_the_assign_message_repr_names_the_reply_not_the_address() -> None:
@@ -69,8 +72,9 @@ def test_two_releasers_never_release_a_message_twice(real_redis) -> None:
     for i in range(500):
         delayed.add("assign", f"m{i}", float(i))
     with ThreadPoolExecutor(4) as pool:
-        moved = sum(pool.map(lambda _: Delayed(real_redis, KEYS).release_due(now=1e9, limit=50),
-                             range(40)))
+        moved = sum(
+            pool.map(lambda _: Delayed(real_redis, KEYS).release_due(now=1e9, limit=50), range(40))
+        )
     assert moved == 500
     messages = real_redis.lrange("test:assign", 0, -1)
     assert len(messages) == len(set(messages)) == 500

@@ -19,10 +19,13 @@ def rotation(fake_redis: fakeredis.FakeRedis) -> Rotation:
     return Rotation(fake_redis, KEYS, pick_ttl=3600, cache_ttl=30)
 
 
-def picks(rotation: Rotation, sdrs: list[Sdr], count: int, start: int = 0,
-          policy: Policy | None = None) -> list[str]:
-    return [str(rotation.pick(f"rpl_{i}", policy or Policy(), lambda: sdrs).sdr_id)
-            for i in range(start, start + count)]
+def picks(
+    rotation: Rotation, sdrs: list[Sdr], count: int, start: int = 0, policy: Policy | None = None
+) -> list[str]:
+    return [
+        str(rotation.pick(f"rpl_{i}", policy or Policy(), lambda: sdrs).sdr_id)
+        for i in range(start, start + count)
+    ]
 
 
 def test_plain_rotation_goes_round_in_a_stable_order(rotation) -> None:
@@ -117,9 +120,14 @@ def test_every_pick_is_recorded_in_the_capped_decision_stream(rotation, fake_red
 
 @pytest.mark.parametrize(
     ("email", "by", "expected"),
-    [("Jo@Acme.io", "domain", "acme.io"), ("jo@gmail.com", "domain", None),
-     ("jo@acme.io", "email", "jo@acme.io"), ("jo@acme.io", "none", None),
-     (None, "domain", None), ("not-an-address", "domain", None)],
+    [
+        ("Jo@Acme.io", "domain", "acme.io"),
+        ("jo@gmail.com", "domain", None),
+        ("jo@acme.io", "email", "jo@acme.io"),
+        ("jo@acme.io", "none", None),
+        (None, "domain", None),
+        ("not-an-address", "domain", None),
+    ],
 )
 def test_account_of(email, by, expected) -> None:
     assert account_of(email, by, frozenset({"gmail.com"})) == expected

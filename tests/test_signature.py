@@ -31,8 +31,17 @@ def test_every_encoding_of_the_right_digest_verifies(header: str) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "sha256=", "not-a-signature", DIGEST.hex()[:-2], "0" * 64, "x" * 500,
-     base64.b64encode(DIGEST[:16]).decode(), DIGEST.hex() + "00"],
+    [
+        None,
+        "",
+        "sha256=",
+        "not-a-signature",
+        DIGEST.hex()[:-2],
+        "0" * 64,
+        "x" * 500,
+        base64.b64encode(DIGEST[:16]).decode(),
+        DIGEST.hex() + "00",
+    ],
 )
 def test_anything_else_is_rejected(header: str | None) -> None:
     assert not signature.verify(header, BODY, [SECRET])

@@ -20,8 +20,13 @@ def fake() -> FakeLeadterra:
 
 @pytest.fixture
 def rt(redis_server, real_redis, fake) -> Runtime:
-    settings = make_settings(redis_url=redis_server.url, max_retries=3, max_deliveries=2,
-                             retry_backoff_base=0.2, retry_backoff_max=1.0)
+    settings = make_settings(
+        redis_url=redis_server.url,
+        max_retries=3,
+        max_deliveries=2,
+        retry_backoff_base=0.2,
+        retry_backoff_max=1.0,
+    )
     return Runtime(settings, client=real_redis, leadterra=fake.client())
 
 
@@ -34,8 +39,14 @@ def task(rt):
 
 
 def call(task, payload, *, retries: int = 0, task_id: str = "task-1"):
-    task.push_request(id=task_id, retries=retries, called_directly=False, hostname="test@h",
-                      delivery_info={"routing_key": QUEUE_ASSIGN}, is_eager=False)
+    task.push_request(
+        id=task_id,
+        retries=retries,
+        called_directly=False,
+        hostname="test@h",
+        delivery_info={"routing_key": QUEUE_ASSIGN},
+        is_eager=False,
+    )
     try:
         with capture_logs() as logs:
             result = task(payload)
@@ -44,8 +55,7 @@ def call(task, payload, *, retries: int = 0, task_id: str = "task-1"):
         task.pop_request()
 
 
-REPLY = {"id": "rpl_1", "email": "lead@acme.io", "classification": "interested",
-         "acceptedAt": 1.0}
+REPLY = {"id": "rpl_1", "email": "lead@acme.io", "classification": "interested", "acceptedAt": 1.0}
 
 
 def queued(rt) -> list[dict]:
@@ -63,8 +73,7 @@ def test_a_short_retryable_failure_is_a_broker_countdown_within_the_cap(task, rt
     assert rt.delayed.count() == 0
 
 
-def test_a_retry_after_longer_than_the_cap_waits_in_redis_not_in_the_broker(task, rt,
-                                                                           fake) -> None:
+def test_a_retry_after_longer_than_the_cap_waits_in_redis_not_in_the_broker(task, rt, fake) -> None:
     fake.assign_script.append(httpx.Response(429, headers={"Retry-After": "30"}))
     result, logs = call(task, REPLY)
     assert result is None
@@ -88,8 +97,9 @@ def test_used_up_retries_go_to_the_dead_letter_list_with_the_reason(task, rt, fa
     assert entry.attempts == 4
     assert entry.error_type == "ServerError"
     assert entry.args == [REPLY]
-    assert any(e["event"] == "reply.dead_lettered" and e["reason"] == "retries used up"
-               for e in logs)
+    assert any(
+        e["event"] == "reply.dead_lettered" and e["reason"] == "retries used up" for e in logs
+    )
 
 
 def test_a_permanent_failure_is_dead_lettered_at_once(task, rt, fake) -> None:
@@ -103,8 +113,7 @@ def test_a_permanent_failure_is_dead_lettered_at_once(task, rt, fake) -> None:
 def test_an_auth_failure_is_loud(task, rt, fake) -> None:
     fake.assign_script.append(httpx.Response(401))
     _, logs = call(task, REPLY)
-    assert any(e["event"] == "leadterra.auth_failed" and e["log_level"] == "critical"
-               for e in logs)
+    assert any(e["event"] == "leadterra.auth_failed" and e["log_level"] == "critical" for e in logs)
     assert rt.dlq.list()[0].error_type == "AuthError"
 
 

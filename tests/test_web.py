@@ -18,11 +18,20 @@ KEYS = Keys("test:")
 
 
 def body_for(reply_id: str = "rpl_1", classification: str = "interested", **extra: object) -> bytes:
-    reply = {"id": reply_id, "email": "lead@acme.io", "campaignId": "camp_1",
-             "classification": classification, "receivedAt": "2025-06-11T09:14:32Z",
-             "threadSnippet": "Sounds great, let's talk"}
-    envelope = {"event": "reply.received", "timestamp": "2025-06-11T09:14:33Z",
-                "data": {"reply": reply}, **extra}
+    reply = {
+        "id": reply_id,
+        "email": "lead@acme.io",
+        "campaignId": "camp_1",
+        "classification": classification,
+        "receivedAt": "2025-06-11T09:14:32Z",
+        "threadSnippet": "Sounds great, let's talk",
+    }
+    envelope = {
+        "event": "reply.received",
+        "timestamp": "2025-06-11T09:14:33Z",
+        "data": {"reply": reply},
+        **extra,
+    }
     return json.dumps(envelope, separators=(",", ":")).encode()
 
 
@@ -37,8 +46,10 @@ def server() -> fakeredis.FakeServer:
 
 @pytest.fixture
 def client(server: fakeredis.FakeServer) -> Iterator[TestClient]:
-    app = create_app(make_settings(leadterra_webhook_secret_previous="whsec_old_9876543210"),
-                     client=fakeredis.FakeAsyncRedis(server=server))
+    app = create_app(
+        make_settings(leadterra_webhook_secret_previous="whsec_old_9876543210"),
+        client=fakeredis.FakeAsyncRedis(server=server),
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -48,8 +59,7 @@ def sync(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
     return fakeredis.FakeRedis(server=server)
 
 
-def post(client: TestClient, body: bytes, signature: str | None = None,
-         **headers: str) -> object:
+def post(client: TestClient, body: bytes, signature: str | None = None, **headers: str) -> object:
     sent = {"content-type": "application/json", **headers}
     if signature is not None:
         sent["x-leadterra-signature"] = signature
@@ -83,8 +93,10 @@ def test_a_duplicate_delivery_is_200_and_enqueues_nothing_more(client, sync) -> 
     assert len(queued(sync)) == 1
 
 
-@pytest.mark.parametrize("classification", ["not_interested", "out_of_office", "bounce",
-                                            "unsubscribe", "referral", "brand_new_value"])
+@pytest.mark.parametrize(
+    "classification",
+    ["not_interested", "out_of_office", "bounce", "unsubscribe", "referral", "brand_new_value"],
+)
 def test_a_non_positive_reply_is_acknowledged_and_ignored(client, sync, classification) -> None:
     body = body_for(classification=classification)
     response = post(client, body, sign(body))
@@ -128,9 +140,15 @@ def test_the_previous_secret_is_accepted_during_a_rotation(client, sync) -> None
     assert post(client, body, sign(body, "whsec_old_9876543210")).status_code == 202
 
 
-@pytest.mark.parametrize(("body", "status"), [(b"not json", 400), (b"\xff\xfe", 400),
-                                               (b"[]", 422), (b'{"event":"reply.received",'
-                                                              b'"data":{"reply":{}}}', 422)])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b"\xff\xfe", 400),
+        (b"[]", 422),
+        (b'{"event":"reply.received","data":{"reply":{}}}', 422),
+    ],
+)
 def test_a_signed_but_malformed_body_is_400_or_422(client, sync, body, status) -> None:
     response = post(client, body, sign(body))
     assert response.status_code == status
@@ -149,17 +167,17 @@ def test_a_lying_content_length_still_hits_the_cap(client, sync) -> None:
 
     def chunks():
         for i in range(0, len(body), 16384):
-            yield body[i:i + 16384]
+            yield body[i : i + 16384]
 
-    response = client.post("/webhooks/leadterra", content=chunks(),
-                           headers={"x-leadterra-signature": sign(body)})
+    response = client.post(
+        "/webhooks/leadterra", content=chunks(), headers={"x-leadterra-signature": sign(body)}
+    )
     assert response.status_code == 413
     assert queued(sync) == []
 
 
 def test_redis_unreachable_is_503_so_leadterra_retries() -> None:
-    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
-                                   socket_connect_timeout=0.2)
+    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
     app = create_app(make_settings(), client=dead)
     body = body_for()
     with TestClient(app) as test_client:

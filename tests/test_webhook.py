@@ -8,32 +8,54 @@ POSITIVE = frozenset({"interested"})
 
 
 def envelope(data: object, event: str = "reply.received") -> dict:
-    return parse(json.dumps({"event": event, "timestamp": "2025-06-11T09:14:32Z", "data": data})
-                 .encode())
+    return parse(
+        json.dumps({"event": event, "timestamp": "2025-06-11T09:14:32Z", "data": data}).encode()
+    )
 
 
 def test_a_positive_reply_is_enqueued_with_its_ids_and_no_text() -> None:
-    reply = {"id": "rpl_1", "email": "a@b.co", "campaignId": "camp_1",
-             "classification": "interested", "receivedAt": "2025-06-11T09:14:32Z",
-             "threadSnippet": "call me maybe"}
+    reply = {
+        "id": "rpl_1",
+        "email": "a@b.co",
+        "campaignId": "camp_1",
+        "classification": "interested",
+        "receivedAt": "2025-06-11T09:14:32Z",
+        "threadSnippet": "call me maybe",
+    }
     decision = decide(envelope({"reply": reply}), POSITIVE, 123.0)
     assert decision.action == "enqueue"
-    assert decision.payload == {"id": "rpl_1", "email": "a@b.co", "campaignId": "camp_1",
-                                "classification": "interested",
-                                "receivedAt": "2025-06-11T09:14:32Z", "acceptedAt": 123.0}
+    assert decision.payload == {
+        "id": "rpl_1",
+        "email": "a@b.co",
+        "campaignId": "camp_1",
+        "classification": "interested",
+        "receivedAt": "2025-06-11T09:14:32Z",
+        "acceptedAt": 123.0,
+    }
 
 
 def test_reply_fields_are_looked_for_in_data_when_not_in_data_reply() -> None:
-    decision = decide(envelope({"reply": {"id": "rpl_2"}, "classification": "interested",
-                                "email": "x@y.z"}), POSITIVE, 0)
+    decision = decide(
+        envelope({"reply": {"id": "rpl_2"}, "classification": "interested", "email": "x@y.z"}),
+        POSITIVE,
+        0,
+    )
     assert decision.action == "enqueue"
     assert decision.payload is not None
     assert decision.payload["email"] == "x@y.z"
 
 
 def test_data_reply_wins_over_data() -> None:
-    decision = decide(envelope({"reply": {"id": "r", "classification": "not_interested"},
-                                "classification": "interested"}), POSITIVE, 0)
+    decision = decide(
+        envelope(
+            {
+                "reply": {"id": "r", "classification": "not_interested"},
+                "classification": "interested",
+            }
+        ),
+        POSITIVE,
+        0,
+    )
     assert decision.action == "ignore"
     assert decision.reason == "not_positive"
 
@@ -44,16 +66,21 @@ def test_a_flat_data_object_with_an_id_is_accepted() -> None:
     assert decision.reply_id == "rpl_3"
 
 
-@pytest.mark.parametrize("label", ["not_interested", "out_of_office", "bounce", "unsubscribe",
-                                   "referral", "something_new", None])
+@pytest.mark.parametrize(
+    "label",
+    ["not_interested", "out_of_office", "bounce", "unsubscribe", "referral", "something_new", None],
+)
 def test_other_classifications_are_ignored(label: str | None) -> None:
     decision = decide(envelope({"reply": {"id": "r", "classification": label}}), POSITIVE, 0)
     assert (decision.action, decision.reason) == ("ignore", "not_positive")
 
 
 def test_the_positive_set_comes_from_settings() -> None:
-    decision = decide(envelope({"reply": {"id": "r", "classification": "referral"}}),
-                      frozenset({"interested", "referral"}), 0)
+    decision = decide(
+        envelope({"reply": {"id": "r", "classification": "referral"}}),
+        frozenset({"interested", "referral"}),
+        0,
+    )
     assert decision.action == "enqueue"
 
 
@@ -85,9 +112,16 @@ def test_malformed_bodies_name_their_status(body: bytes, status: int) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [{}, {"reply": {}}, {"reply": {"id": 5}}, {"reply": {"id": ""}}, {"reply": "rpl_1"},
-     {"reply": {"id": "x" * 201}}, {"reply": {"id": "bad\nid"}},
-     {"reply": {"id": "r", "classification": 7}}],
+    [
+        {},
+        {"reply": {}},
+        {"reply": {"id": 5}},
+        {"reply": {"id": ""}},
+        {"reply": "rpl_1"},
+        {"reply": {"id": "x" * 201}},
+        {"reply": {"id": "bad\nid"}},
+        {"reply": {"id": "r", "classification": 7}},
+    ],
 )
 def test_a_reply_without_a_usable_id_or_with_a_bad_field_is_422(data: dict) -> None:
     with pytest.raises(Malformed) as caught:

@@ -32,8 +32,11 @@ class FakeLeadterra:
         return httpx.Response(404, json={"error": {"code": "not_found"}})
 
     def client(self) -> LeadterraClient:
-        return LeadterraClient("http://leadterra.test", SecretStr("sk_test_workspace"),
-                               transport=httpx.MockTransport(self.handler))
+        return LeadterraClient(
+            "http://leadterra.test",
+            SecretStr("sk_test_workspace"),
+            transport=httpx.MockTransport(self.handler),
+        )
 
     def assigns(self) -> list[tuple[str, Any]]:
         return [(path, body) for method, path, body in self.calls if path.endswith("/assign")]

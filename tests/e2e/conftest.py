@@ -1,0 +1,138 @@
+"""End-to-end fixtures: a Redis of its own, the sandbox, and the Procfile's processes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.support.procs import Proc, Stack, wait_http
+from tests.support.wait import wait_until
+from worker.embedded_redis import EmbeddedRedis, free_port
+from worker.keys import Keys
+from worker.sandbox.process import SandboxProcess
+
+SECRET = "whsec_e2e_0123456789abcdef"
+PREFIX = "e2e:"
+
+
+@dataclass
+class Service:
+    """One deployment under test: Redis, sandbox, and the processes started so far."""
+
+    redis_server: EmbeddedRedis
+    sandbox: SandboxProcess
+    stack: Stack
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def control(self) -> Any:
+        return self.sandbox.control
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/leadterra"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(PREFIX)
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_server.url)
+
+    def start(self, name: str, **env: str) -> Proc:
+        proc = self.stack.start_procfile(name, **env)
+        if name == "web":
+            wait_http(f"{self.base_url}/healthz", 30, proc)
+        return proc
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        found = self.stack.all_events()
+        return [e for e in found if name is None or e.get("event") == name]
+
+    def handoffs(self) -> list[dict[str, Any]]:
+        return list(self.control.handoffs())
+
+    def wait_handoffs(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        return wait_until(
+            lambda: (h := self.handoffs()) and len(h) >= count and h,
+            timeout,
+            0.2,
+            what=f"{count} handoffs",
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        import httpx
+
+        wait_until(
+            lambda: httpx.get(f"{self.base_url}/readyz").status_code == 200,
+            timeout,
+            0.2,
+            what="readyz",
+        )
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    made: list[Service] = []
+
+    def make(
+        sdrs: int = 8,
+        disconnected: int = 2,
+        sandbox_args: tuple[str, ...] = (),
+        processes: tuple[str, ...] = ("web", "worker", "beat"),
+        appendonly: bool = False,
+        **env: str,
+    ) -> Service:
+        server = EmbeddedRedis(appendonly=appendonly).start()
+        sandbox = SandboxProcess.start(
+            ["--sdrs", str(sdrs), "--disconnected", str(disconnected), *sandbox_args],
+            log_path=str(tmp_path / "sandbox.log"),
+        )
+        port = free_port()
+        base_env = {
+            "REDIS_URL": server.url,
+            "KEY_PREFIX": PREFIX,
+            "LEADTERRA_BASE_URL": sandbox.api_url,
+            "LEADTERRA_API_KEY": "sk_test_workspace",
+            "LEADTERRA_WEBHOOK_SECRET": SECRET,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "WORKER_CONCURRENCY": "16",
+            "FOLLOWUP_POLL_SECONDS": "1",
+            "RETRY_BACKOFF_BASE": "0.5",
+            "RETRY_BACKOFF_MAX": "4",
+            "HOLD_RECHECK_SECONDS": "2",
+            "SDR_CACHE_SECONDS": "5",
+            "LOG_LEVEL": "INFO",
+            **env,
+        }
+        service = Service(server, sandbox, Stack(tmp_path / "logs", base_env), port, base_env)
+        made.append(service)
+        for name in processes:
+            service.start(name)
+        return service
+
+    yield make
+    for service in made:
+        service.stack.stop_all()
+        service.sandbox.stop()
+        service.redis_server.stop()
+        for proc in service.stack.procs:  # shown by pytest only when the test failed
+            print(f"--- {proc.name} (exit {proc.popen.returncode}) ---")
+            print(proc.text()[-4000:])
+
+
+def dead_letters(service: Service) -> list[dict[str, Any]]:
+    client = service.redis()
+    return [json.loads(v) for v in client.hvals(service.keys.dlq)]

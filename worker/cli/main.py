@@ -1,0 +1,43 @@
+"""`leadrouter`: the console script. Every subcommand builds its own Settings."""
+
+from __future__ import annotations
+
+import click
+
+from config.settings import settings_or_exit
+from worker.cli import processes
+from worker.cli.dlq import dlq
+from worker.cli.followups import followups
+from worker.cli.inspect import check, rotation, sdrs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Route Leadterra's interested replies to SDRs, and their follow-ups out."""
+
+
+@cli.command()
+def web() -> None:
+    """Run the webhook receiver on PORT."""
+    processes.run_web(settings_or_exit())
+
+
+@cli.command()
+@click.option("--concurrency", "-c", type=int, default=None, help="Threads (WORKER_CONCURRENCY).")
+def worker(concurrency: int | None) -> None:
+    """Run a Celery worker (threads pool) on every queue."""
+    processes.run_worker(settings_or_exit(), concurrency)
+
+
+@cli.command()
+def beat() -> None:
+    """Run Celery beat: releases held work, polls follow-ups, stamps the canary."""
+    processes.run_beat(settings_or_exit())
+
+
+for command in (dlq, followups, check, sdrs, rotation):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="leadrouter")

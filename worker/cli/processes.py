@@ -1,0 +1,97 @@
+"""The long-running processes: receiver, worker and beat. Each builds its own Settings."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from typing import Any
+
+from celery import signals
+
+from config.settings import Settings
+from worker.celery_app import create_celery
+from worker.keys import QUEUES
+from worker.logs import configure_logging, get_logger
+from worker.metrics import Metrics
+
+log = get_logger("leadrouter.process")
+
+
+def _logging(settings: Settings, process: str) -> None:
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values(), process)
+    # Celery must not install its own handlers: its records go through ours.
+    signals.setup_logging.connect(_keep_our_logging, weak=False)
+
+
+def _keep_our_logging(**_: Any) -> None:
+    return None
+
+
+def _flush_metrics_forever(settings: Settings, metrics: Metrics, client: Any) -> threading.Event:
+    from worker.keys import Keys
+
+    stop = threading.Event()
+    keys = Keys(settings.key_prefix)
+
+    def loop() -> None:
+        while not stop.wait(settings.metrics_flush_seconds):
+            try:
+                metrics.flush(client, keys)
+            except Exception as exc:
+                log.warning("metrics.flush_failed", error=type(exc).__name__)
+        with contextlib.suppress(Exception):  # best effort on the way out
+            metrics.flush(client, keys)
+
+    threading.Thread(target=loop, name="metrics-flush", daemon=True).start()
+    return stop
+
+
+def run_web(settings: Settings) -> None:
+    from worker.server import serve
+    from worker.web import create_app
+
+    _logging(settings, "web")
+    settings.require("leadterra_webhook_secret")
+    log.info("web.starting", host=settings.host, port=settings.port)
+    serve(settings, create_app(settings))
+
+
+def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    from worker.runtime import Runtime
+    from worker.tasks import register
+
+    _logging(settings, "worker")
+    settings.require("leadterra_api_key")
+    runtime = Runtime(settings)
+    app = create_celery(settings)
+    register(app, runtime)
+    stop = _flush_metrics_forever(settings, runtime.metrics, runtime.redis)
+    signals.worker_shutdown.connect(lambda **_: stop.set(), weak=False)
+    name = f"leadrouter-{os.getpid()}@{socket.gethostname()}"
+    app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            f"--queues={','.join(QUEUES)}",
+            f"--hostname={name}",
+            f"--loglevel={settings.log_level}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
+
+
+def run_beat(settings: Settings) -> None:
+    _logging(settings, "beat")
+    app = create_celery(settings)
+    log.info("beat.starting", schedule=sorted(app.conf.beat_schedule))
+    app.Beat(
+        scheduler="celery.beat:Scheduler",
+        max_interval=1,
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+    ).run()
