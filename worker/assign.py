@@ -26,7 +26,8 @@ from worker.runtime import Runtime
 log = get_logger("leadrouter.assign")
 
 
-def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None) -> None:
+def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None) -> float | None:
+    """Record the outcome; return the milliseconds since the webhook was accepted, if known."""
     record = {"outcome": outcome, "sdr": sdr_id, "at": time.time()}
     with rt.redis.pipeline(transaction=False) as pipe:
         pipe.set(rt.keys.done(reply["id"]), json.dumps(record), ex=rt.settings.dedupe_ttl_seconds)
@@ -34,8 +35,12 @@ def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None
         pipe.execute()
     rt.metrics.assignments.labels(outcome).inc()
     accepted = reply.get("acceptedAt")
-    if isinstance(accepted, int | float) and outcome in ("assigned", "already_assigned"):
-        rt.metrics.assign_latency.observe(max(0.0, time.time() - accepted))
+    if not isinstance(accepted, int | float):
+        return None
+    since = max(0.0, time.time() - accepted)
+    if outcome in ("assigned", "already_assigned"):
+        rt.metrics.assign_latency.observe(since)
+    return round(since * 1000, 1)
 
 
 def _still_eligible(rt: Runtime, sdr_id: str) -> bool:
@@ -133,9 +138,10 @@ def assign(rt: Runtime, reply: dict[str, Any], *, attempt: int, retries: int) ->
             )
             continue
         if result.already_assigned:
-            _finish(rt, reply, "already_assigned", sdr_id)
+            since = _finish(rt, reply, "already_assigned", sdr_id)
             log.info(
                 "reply.already_assigned",
+                since_webhook_ms=since,
                 reply_id=reply_id,
                 sdr_id=sdr_id,
                 attempt=attempt,
@@ -143,9 +149,10 @@ def assign(rt: Runtime, reply: dict[str, Any], *, attempt: int, retries: int) ->
                 duration_ms=ms(),
             )
             return "already_assigned"
-        _finish(rt, reply, "assigned", sdr_id)
+        since = _finish(rt, reply, "assigned", sdr_id)
         log.info(
             "reply.assigned",
+            since_webhook_ms=since,
             reply_id=reply_id,
             sdr_id=sdr_id,
             attempt=attempt,

@@ -39,8 +39,21 @@ async def readiness(client: aioredis.Redis, keys: Keys, settings: Settings) -> t
         raw = await client.get(keys.heartbeat)
     except (redis.RedisError, OSError) as exc:
         return False, f"redis unreachable ({type(exc).__name__})"
+    return judge(raw, settings.ready_heartbeat_seconds)
+
+
+def readiness_sync(client: redis.Redis, keys: Keys, settings: Settings) -> tuple[bool, str]:
+    """`readiness` for the command line and container health checks."""
+    try:
+        client.ping()
+        raw = client.get(keys.heartbeat)
+    except (redis.RedisError, OSError) as exc:
+        return False, f"redis unreachable ({type(exc).__name__})"
+    return judge(raw, settings.ready_heartbeat_seconds)
+
+
+def judge(raw: bytes | str | None, bound: int) -> tuple[bool, str]:
     age = heartbeat_age(raw)
-    bound = settings.ready_heartbeat_seconds
     if age is None:
         return False, "no worker has consumed a task yet"
     if age > bound:

@@ -69,6 +69,20 @@ def check(max_queue: int) -> None:
 
 
 @click.command()
+def health() -> None:
+    """Exit 0 when Redis answers and a worker consumed beat's canary recently (for container
+    health checks of worker and beat); otherwise print why and exit 1."""
+    from worker.health import readiness_sync
+
+    settings = settings_or_exit()
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    ready, reason = readiness_sync(client, Keys(settings.key_prefix), settings)
+    if not ready:
+        fail(reason)
+    click.echo(reason)
+
+
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def sdrs(as_json: bool) -> None:
     """The SDR roster and each SDR's eligibility, as the rotation sees it now."""

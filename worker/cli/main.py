@@ -8,7 +8,8 @@ from config.settings import settings_or_exit
 from worker.cli import processes
 from worker.cli.dlq import dlq
 from worker.cli.followups import followups
-from worker.cli.inspect import check, rotation, sdrs
+from worker.cli.inspect import check, health, rotation, sdrs
+from worker.cli.run import demo, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +36,7 @@ def beat() -> None:
     processes.run_beat(settings_or_exit())
 
 
-for command in (dlq, followups, check, sdrs, rotation):
+for command in (run, demo, dlq, followups, check, health, sdrs, rotation):
     cli.add_command(command)
 
 

@@ -1,0 +1,16 @@
+# One image for web, worker and beat (and the sandbox in the demo profile).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY worker ./worker
+RUN pip install . && useradd --system --uid 10001 leadrouter
+
+USER leadrouter
+EXPOSE 8000
+CMD ["leadrouter", "web"]

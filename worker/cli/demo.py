@@ -1,0 +1,260 @@
+"""The sandbox demo: the whole pipeline on this machine, with a progress bar and a summary.
+
+It starts the sandbox, the receiver, a worker and beat; sends signed webhooks the way Leadterra
+does (with duplicates and retries) and seeds due follow-ups on live and finished threads, one
+SDR working only tomorrow; then shows what happened: replies per SDR, follow-up decisions,
+dead letters, and the time from webhook to assignment.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from worker.cli.stack import SERVICE, Children, leadrouter_argv
+from worker.embedded_redis import free_port
+from worker.keys import Keys
+from worker.models import iso_ms
+from worker.sandbox.client import SandboxControl
+
+SDRS, DISCONNECTED = 6, 1
+MIX = {
+    "interested": 0.6,
+    "not_interested": 0.15,
+    "out_of_office": 0.1,
+    "bounce": 0.05,
+    "unsubscribe": 0.05,
+    "referral": 0.05,
+}
+STATUSES = (
+    "new",
+    "awaiting_reply",
+    "needs_followup",
+    "replied",
+    "meeting_booked",
+    "won",
+    "lost_timing",
+    "archived",
+)
+DECISIONS = ("followup.routed", "followup.skipped", "followup.rescheduled")
+TIMEOUT = 180.0
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    found = []
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue
+    return found
+
+
+def _seed_followups(control: SandboxControl, count: int) -> None:
+    connected = [f"sdr_{i}" for i in range(1, SDRS - DISCONNECTED + 1)]
+    due = iso_ms(datetime.now(UTC) - timedelta(minutes=5))
+    threads, followups = [], []
+    for n in range(count):
+        thread_id = f"th_demo_{n:04d}"
+        threads.append(
+            {
+                "id": thread_id,
+                "sdrId": connected[n % len(connected)],
+                "status": STATUSES[n % len(STATUSES)],
+                "contactEmail": f"prospect{n}@example.com",
+                "subject": f"Re: demo thread {n}",
+                "category": "ABC"[n % 3],
+            }
+        )
+        followups.append({"id": f"fu_demo_{n:04d}", "threadId": thread_id, "dueAt": due})
+    control.seed_threads(threads)
+    control.seed_followups(followups)
+
+
+def _environment(redis_url: str, api: int, web: int, secret: str) -> dict[str, str]:
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%a").lower()
+    return {
+        "REDIS_URL": redis_url,
+        "KEY_PREFIX": f"leadrouter-demo-{int(time.time())}:",
+        "LEADTERRA_BASE_URL": f"http://127.0.0.1:{api}",
+        "LEADTERRA_API_KEY": "sk_test_workspace",
+        "LEADTERRA_SDR_API_KEYS": json.dumps(
+            {f"sdr_{i}": f"sk_test_workspace_sdr_{i}" for i in range(1, SDRS + 1)}
+        ),
+        "LEADTERRA_WEBHOOK_SECRET": secret,
+        "HOST": "127.0.0.1",
+        "PORT": str(web),
+        "FOLLOWUP_POLL_SECONDS": "2",
+        "LEADTERRA_MAX_RPS": "200",  # the sandbox takes thousands; the real default is 20
+        # sdr_3 works tomorrow only, so today's follow-ups move to tomorrow 09:00
+        "WORKING_HOURS": json.dumps(
+            {"sdr_3": {"timezone": "UTC", "days": tomorrow, "start": "09:00", "end": "17:00"}}
+        ),
+    }
+
+
+def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
+    console = Console()
+    folder = Path(tempfile.mkdtemp(prefix="leadrouter-demo-"))
+    api, control_port, web = free_port(), free_port(), free_port()
+    secret = secrets.token_hex(16)
+    env = _environment(redis_url, api, web, secret)
+    console.print(f"[bold]Leadterra sandbox demo[/]: logs in {folder}")
+    with Children(folder, env) as kids:
+        kids.start(
+            "sandbox",
+            [
+                sys.executable,
+                "-m",
+                "worker.sandbox",
+                "--port",
+                str(api),
+                "--control-port",
+                str(control_port),
+                "--sdrs",
+                str(SDRS),
+                "--disconnected",
+                str(DISCONNECTED),
+                "--latency-ms",
+                "60",
+                "--jitter-ms",
+                "40",
+            ],
+        )
+        control = SandboxControl(f"http://127.0.0.1:{control_port}")
+        control.wait_ready(30)
+        for name, command in SERVICE.items():
+            kids.start(name, leadrouter_argv(command))
+        base = f"http://127.0.0.1:{web}"
+        kids.wait_http(f"{base}/healthz")
+        kids.wait_http(f"{base}/readyz", timeout=60, ok=(200,))
+        _seed_followups(control, followups)
+        started = time.monotonic()
+        job = control.send_webhooks(
+            f"{base}/webhooks/leadterra",
+            secret,
+            replies,
+            rate=50,
+            concurrency=10,
+            mix=MIX,
+            duplicate_share=0.1,
+            redeliver_share=0.05,
+            retry_scale=0.01,
+            email_domains=["acme.io", "globex.com", "initech.io"],
+        )
+        done = _watch(console, kids, control, job["id"], replies, followups, started)
+        _summary(console, kids, control, job["id"], redis_url, env["KEY_PREFIX"], followups)
+        console.print(f"Logs of every process: {folder}")
+        return 0 if done else 1
+
+
+def _watch(
+    console: Console,
+    kids: Children,
+    control: SandboxControl,
+    job_id: str,
+    replies: int,
+    followups: int,
+    started: float,
+) -> bool:
+    columns = (
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        sent = progress.add_task("webhooks sent", total=replies)
+        assigned = progress.add_task("replies assigned", total=None)
+        routed = progress.add_task("follow-ups decided", total=followups)
+        while time.monotonic() - started < TIMEOUT:
+            kids.check_alive()
+            report = control.webhook_job(job_id, deliveries=False)
+            interested = report["classifications"].get("interested", 0)
+            decided = sum(1 for e in _events(kids.log("worker")) if e.get("event") in DECISIONS)
+            handoffs = len(control.handoffs())
+            progress.update(sent, completed=report["events"])
+            progress.update(
+                assigned,
+                completed=handoffs,
+                total=interested if report["status"] != "running" else None,
+            )
+            progress.update(routed, completed=decided)
+            if report["status"] != "running" and handoffs >= interested and decided >= followups:
+                return True
+            time.sleep(0.25)
+    return False
+
+
+def _summary(
+    console: Console,
+    kids: Children,
+    control: SandboxControl,
+    job_id: str,
+    redis_url: str,
+    prefix: str,
+    followups: int,
+) -> None:
+    events = _events(kids.log("worker"))
+    report = control.webhook_job(job_id, deliveries=False)
+    sdrs = {s["id"]: s for s in control.state()["sdrs"]}
+    per_sdr = Counter(h["sdrId"] for h in control.handoffs())
+    table = Table(title="Replies per SDR")
+    for column in ("SDR", "Gmail", "replies assigned"):
+        table.add_column(column)
+    for sdr_id in sorted(sdrs, key=lambda s: int(s.split("_")[-1])):
+        table.add_row(
+            sdr_id,
+            "connected" if sdrs[sdr_id]["gmailConnected"] else "disconnected",
+            str(per_sdr.get(sdr_id, 0)),
+        )
+    console.print(table)
+
+    decisions = Counter(e["event"].split(".")[1] for e in events if e.get("event") in DECISIONS)
+    latencies = [
+        e["since_webhook_ms"]
+        for e in events
+        if e.get("event") == "reply.assigned" and e.get("since_webhook_ms") is not None
+    ]
+    client = redis.Redis.from_url(redis_url)
+    dead = int(client.hlen(Keys(prefix).dlq))
+    client.close()
+    results = report.get("attemptResults", {})
+    totals = Table(title="Summary")
+    totals.add_column("what")
+    totals.add_column("count", justify="right")
+    rows = [
+        ("webhooks sent (with duplicates and retries)", report["attempts"]),
+        ("  accepted and enqueued (202)", results.get("202", 0)),
+        ("  ignored or duplicate (200)", results.get("200", 0)),
+        ("interested replies", report["classifications"].get("interested", 0)),
+        ("replies assigned", sum(per_sdr.values())),
+        ("follow-ups routed (log)", decisions.get("routed", 0)),
+        ("follow-ups skipped (thread over)", decisions.get("skipped", 0)),
+        ("follow-ups rescheduled (off hours)", decisions.get("rescheduled", 0)),
+        ("follow-ups seeded", followups),
+        ("dead letters", dead),
+    ]
+    for label, value in rows:
+        totals.add_row(label, str(value))
+    if latencies:
+        ordered = sorted(latencies)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        totals.add_row("webhook to assigned, p50 (ms)", f"{statistics.median(ordered):.0f}")
+        totals.add_row("webhook to assigned, p99 (ms)", f"{p99:.0f}")
+    console.print(totals)

@@ -1,0 +1,76 @@
+"""`leadrouter run`: the service when LEADTERRA_API_KEY is set, the sandbox demo otherwise.
+
+Both start an embedded Redis-compatible server when nothing answers at REDIS_URL (see
+worker/embedded_redis.py), say so in one line, and stop it on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+import click
+
+from config.settings import Settings, settings_or_exit
+from worker.cli.stack import SERVICE, leadrouter_argv
+from worker.embedded_redis import EmbeddedRedis, answers
+
+
+@contextlib.contextmanager
+def redis_url_for(settings: Settings) -> Iterator[str]:
+    """REDIS_URL if a Redis answers there, else an embedded server for the duration."""
+    if answers(settings.redis_url):
+        yield settings.redis_url
+        return
+    server = EmbeddedRedis()
+    server.start()
+    click.echo(
+        f"No Redis answered at REDIS_URL; started {os.path.basename(server.binary)} at "
+        f"{server.url} in {server.folder} (stopped on exit)."
+    )
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def run_service(settings: Settings) -> int:
+    """Run web, worker and beat under honcho, in the foreground, until Ctrl-C."""
+    from honcho.manager import Manager
+
+    with redis_url_for(settings) as url:
+        manager = Manager()
+        env = {**os.environ, "REDIS_URL": url}
+        for name, command in SERVICE.items():
+            manager.add_process(name, " ".join(leadrouter_argv(command)), env=env)
+        manager.loop()
+        return int(manager.returncode or 0)
+
+
+@click.command()
+@click.option("--replies", default=200, show_default=True, help="Demo: webhooks to send.")
+@click.option("--followups", default=60, show_default=True, help="Demo: due follow-ups.")
+def run(replies: int, followups: int) -> None:
+    """Run the service (LEADTERRA_API_KEY set) or the full sandbox demo (no key)."""
+    settings = settings_or_exit()
+    if settings.demo_mode:
+        from worker.cli.demo import run_demo
+
+        with redis_url_for(settings) as url:
+            sys.exit(run_demo(url, replies=replies, followups=followups))
+    settings.require("leadterra_webhook_secret")
+    sys.exit(run_service(settings))
+
+
+@click.command()
+@click.option("--replies", default=200, show_default=True, help="Webhooks to send.")
+@click.option("--followups", default=60, show_default=True, help="Due follow-ups to route.")
+def demo(replies: int, followups: int) -> None:
+    """Run the whole pipeline against the sandbox, with a progress bar and a summary."""
+    from worker.cli.demo import run_demo
+
+    settings = settings_or_exit()
+    with redis_url_for(settings) as url:
+        sys.exit(run_demo(url, replies=replies, followups=followups))
