@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,8 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -35,6 +37,29 @@ from worker.webhook import Malformed, decide, parse
 log = structlog.get_logger("leadrouter.web")
 SIGNATURE_HEADER = "x-leadterra-signature"
 BODY_TIMEOUT_SECONDS = 5.0
+#: answers that leave the rest of the body unread: the connection is closed after them, or
+#: uvicorn would keep it open for as long as the client trickles that rest
+CLOSE_AFTER = frozenset({408, 413})
+
+
+class RequestContext:
+    """ASGI middleware: each request starts with fresh log context and its own request id."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            structlog.contextvars.clear_contextvars()
+            request_id = (
+                next(
+                    (v.decode("latin-1")[:64] for k, v in scope["headers"] if k == b"x-request-id"),
+                    None,
+                )
+                or uuid.uuid4().hex[:16]
+            )
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+        await self.app(scope, receive, send)
 
 
 class TooLarge(Exception):
@@ -43,8 +68,11 @@ class TooLarge(Exception):
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or TooLarge as soon as it passes `limit` (before reading it all)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    # Headers are latin-1, where "²" passes isdigit() but not int(); and int() refuses more than
+    # 4300 digits, so a longer number than the limit's is too large by its length alone.
+    digits = declared.lstrip("0") if declared.isascii() and declared.isdigit() else ""
+    if len(digits) > len(str(limit)) or (digits and int(digits) > limit):
         raise TooLarge
     chunks: list[bytes] = []
     size = 0
@@ -82,11 +110,12 @@ class Receiver:
             "webhook.received", outcome=outcome, status=status, duration_ms=duration_ms, **fields
         )
         body: dict[str, Any] = {"status": outcome}
-        if "reply_id" in fields:
+        if fields.get("reply_id") is not None:  # documented as a string: absent, never null
             body["reply_id"] = fields["reply_id"]
         if "error" in fields:
             body["error"] = fields["error"]
-        return JSONResponse(body, status_code=status)
+        headers = {"connection": "close"} if status in CLOSE_AFTER else None
+        return JSONResponse(body, status_code=status, headers=headers)
 
     async def webhook(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -96,6 +125,8 @@ class Receiver:
             return self.answer(413, "too_large", started, error="body too large")
         except TimeoutError:
             return self.answer(408, "too_slow", started, error="body not received in time")
+        except ClientDisconnect:  # gone mid-body: nobody reads this, but it is no 500
+            return self.answer(400, "disconnected", started, error="body not complete")
         if not signature.verify(request.headers.get(SIGNATURE_HEADER), raw, self.secrets):
             return self.answer(401, "bad_signature", started, error="missing or bad signature")
         try:
@@ -188,4 +219,5 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(RequestContext)],
     )

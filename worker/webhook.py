@@ -57,7 +57,7 @@ def parse(body: bytes) -> dict[str, Any]:
         raise Malformed("body is not UTF-8", 400) from None
     try:
         envelope = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: JSONDecodeError, or an int over 4300 digits
         raise Malformed("body is not JSON", 400) from None
     if not isinstance(envelope, dict):
         raise Malformed("body is not a JSON object", 422)
