@@ -22,7 +22,6 @@ TASK_ROUTE = "leadrouter.route_followup"
 TASK_NOTIFY = "leadrouter.deliver_notification"
 TASK_RELEASE = "leadrouter.release_due"
 TASK_CANARY = "leadrouter.canary"
-TASK_MAILBOXES = "leadrouter.check_mailboxes"
 
 RELEASE_EVERY = 1.0
 CANARY_EVERY = 5.0
@@ -52,12 +51,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "options": {"expires": settings.followup_poll_seconds, "queue": QUEUE_FOLLOWUPS},
         },
     }
-    if settings.leadterra_sdr_api_keys:
-        schedule["check-mailboxes"] = {
-            "task": TASK_MAILBOXES,
-            "schedule": float(settings.mailbox_health_seconds),
-            "options": {"expires": settings.mailbox_health_seconds, "queue": QUEUE_DEFAULT},
-        }
     return {
         "broker_url": settings.redis_url,
         "broker_transport_options": {
@@ -71,6 +64,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "health_check_interval": 25,
             "global_keyprefix": settings.key_prefix,
         },
+        # kombu's Redis transport and Celery's consumer, with poison sent to the dead letters
+        "broker_transport": "worker.broker:Transport",
+        "worker_consumer": "worker.broker:Consumer",
         "broker_connection_retry_on_startup": True,
         "broker_pool_limit": settings.worker_concurrency + 10,
         "task_serializer": "json",

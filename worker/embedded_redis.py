@@ -73,8 +73,8 @@ class EmbeddedRedis:
             "--maxmemory-policy", "noeviction",
             "--logfile", str(self.folder / "server.log"),
         ]  # fmt: skip
-        if self.appendonly:
-            cmd += ["--appendonly", "yes", "--appendfsync", "always"]
+        if self.appendonly:  # as docker-compose.yml runs Redis in production
+            cmd += ["--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             cmd += ["--appendonly", "no"]
         return cmd
@@ -98,6 +98,13 @@ class EmbeddedRedis:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+    def shutdown(self) -> None:
+        """Stop the server as an operator would (SIGTERM: it flushes the append-only file),
+        keeping its folder; `start()` brings it back on the same port with the same data."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

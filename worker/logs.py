@@ -8,11 +8,13 @@ a process never mixes two formats. A scrubber replaces every configured secret's
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 from structlog.typing import EventDict, Processor
 
 SECRET_FIELDS = frozenset(
@@ -85,9 +87,16 @@ def configure_logging(
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if json_out
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     )
-    final: list[Processor] = [structlog.processors.dict_tracebacks] if json_out else []
+    # Tracebacks as data, but never with local variables: a frame's locals can hold a key.
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    )
+    final: list[Processor] = [tracebacks] if json_out else []
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -129,6 +138,7 @@ def configure_logging(
 def _bind_process(process: str) -> Processor:
     def add(_: Any, __: str, event: EventDict) -> EventDict:
         event.setdefault("process", process)
+        event.setdefault("process_id", os.getpid())  # read per event: correct after a fork
         return event
 
     return add

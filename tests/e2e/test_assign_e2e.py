@@ -10,7 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.e2e.conftest import SECRET, dead_letters
+from tests.support.service import SECRET, dead_letters
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

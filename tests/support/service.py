@@ -1,14 +1,13 @@
-"""End-to-end fixtures: a Redis of its own, the sandbox, and the Procfile's processes."""
+"""A deployment under test: a Redis of its own, the sandbox, and the Procfile's processes."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from tests.support.procs import Proc, Stack, wait_http
@@ -63,6 +62,33 @@ class Service:
     def handoffs(self) -> list[dict[str, Any]]:
         return list(self.control.handoffs())
 
+    def procs(self, name: str) -> list[Proc]:
+        """The processes of one Procfile type started so far, oldest first."""
+        return [p for p in self.stack.procs if p.name == name]
+
+    def tally(self, interested: set[str]) -> dict[str, int]:
+        """Assigned, duplicates and lost among `interested`, from the sandbox's handoffs."""
+        per_reply: dict[str, int] = {}
+        for handoff in self.handoffs():
+            per_reply[handoff["replyId"]] = per_reply.get(handoff["replyId"], 0) + 1
+        return {
+            "assigned": sum(1 for r in interested if per_reply.get(r)),
+            "duplicates": sum(n - 1 for n in per_reply.values() if n > 1),
+            "lost": sum(1 for r in interested if not per_reply.get(r)),
+            "stray": sum(1 for r in per_reply if r not in interested),
+            "dead_lettered": int(self.redis().hlen(self.keys.dlq)),
+        }
+
+    def wait_assigned(self, interested: set[str], timeout: float) -> float:
+        """Wait until every reply in `interested` was handed off; return when (monotonic)."""
+        wait_until(
+            lambda: self.tally(interested)["lost"] == 0,
+            timeout,
+            0.25,
+            what=f"{len(interested)} replies assigned",
+        )
+        return time.monotonic()
+
     def wait_handoffs(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         return wait_until(
             lambda: (h := self.handoffs()) and len(h) >= count and h,
@@ -70,6 +96,11 @@ class Service:
             0.2,
             what=f"{count} handoffs",
         )
+
+    def close(self) -> None:
+        self.stack.stop_all()
+        self.sandbox.stop()
+        self.redis_server.stop()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         import httpx
@@ -82,55 +113,48 @@ class Service:
         )
 
 
-@pytest.fixture
-def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    made: list[Service] = []
-
-    def make(
-        sdrs: int = 8,
-        disconnected: int = 2,
-        sandbox_args: tuple[str, ...] = (),
-        processes: tuple[str, ...] = ("web", "worker", "beat"),
-        appendonly: bool = False,
-        **env: str,
-    ) -> Service:
-        server = EmbeddedRedis(appendonly=appendonly).start()
-        sandbox = SandboxProcess.start(
-            ["--sdrs", str(sdrs), "--disconnected", str(disconnected), *sandbox_args],
-            log_path=str(tmp_path / "sandbox.log"),
-        )
-        port = free_port()
-        base_env = {
-            "REDIS_URL": server.url,
-            "KEY_PREFIX": PREFIX,
-            "LEADTERRA_BASE_URL": sandbox.api_url,
-            "LEADTERRA_API_KEY": "sk_test_workspace",
-            "LEADTERRA_WEBHOOK_SECRET": SECRET,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "WORKER_CONCURRENCY": "16",
-            "FOLLOWUP_POLL_SECONDS": "1",
-            "RETRY_BACKOFF_BASE": "0.5",
-            "RETRY_BACKOFF_MAX": "4",
-            "HOLD_RECHECK_SECONDS": "2",
-            "SDR_CACHE_SECONDS": "5",
-            "LOG_LEVEL": "INFO",
-            **env,
-        }
-        service = Service(server, sandbox, Stack(tmp_path / "logs", base_env), port, base_env)
-        made.append(service)
+def start_service(
+    log_dir: Path,
+    sdrs: int = 8,
+    disconnected: int = 2,
+    sandbox_args: tuple[str, ...] = (),
+    processes: tuple[str, ...] = ("web", "worker", "beat"),
+    appendonly: bool = False,
+    **env: str,
+) -> Service:
+    """Redis of its own, the sandbox, and the Procfile's `processes`, sharing one env."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedRedis(appendonly=appendonly).start()
+    sandbox = SandboxProcess.start(
+        ["--sdrs", str(sdrs), "--disconnected", str(disconnected), *sandbox_args],
+        log_path=str(log_dir / "sandbox.log"),
+    )
+    port = free_port()
+    base_env = {
+        "REDIS_URL": server.url,
+        "KEY_PREFIX": PREFIX,
+        "LEADTERRA_BASE_URL": sandbox.api_url,
+        "LEADTERRA_API_KEY": "sk_test_workspace",
+        "LEADTERRA_WEBHOOK_SECRET": SECRET,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKER_CONCURRENCY": "16",
+        "FOLLOWUP_POLL_SECONDS": "1",
+        "RETRY_BACKOFF_BASE": "0.5",
+        "RETRY_BACKOFF_MAX": "4",
+        "HOLD_RECHECK_SECONDS": "2",
+        "SDR_CACHE_SECONDS": "5",
+        "LOG_LEVEL": "INFO",
+        **env,
+    }
+    service = Service(server, sandbox, Stack(log_dir / "logs", base_env), port, base_env)
+    try:
         for name in processes:
             service.start(name)
-        return service
-
-    yield make
-    for service in made:
-        service.stack.stop_all()
-        service.sandbox.stop()
-        service.redis_server.stop()
-        for proc in service.stack.procs:  # shown by pytest only when the test failed
-            print(f"--- {proc.name} (exit {proc.popen.returncode}) ---")
-            print(proc.text()[-4000:])
+    except BaseException:
+        service.close()
+        raise
+    return service
 
 
 def dead_letters(service: Service) -> list[dict[str, Any]]:

@@ -43,21 +43,32 @@ def scopes(sdr: str | None) -> list[tuple[str | None, LeadterraClient]]:
 
 
 def act(sdr: str | None, what: str, ident: str, call: Callable[[LeadterraClient], T]) -> T:
-    """Run `call` as the SDR that owns `ident`: the first key that does not answer 404."""
-    for _, client in scopes(sdr):
-        try:
-            return call(client)
-        except errors.NotFound:
-            continue
-        except errors.Conflict:
-            fail(f"{what} {ident} is no longer pending")
-        except errors.InvalidRequest as bad:
-            fail(f"Leadterra refused it: {bad}")
-        except errors.ServiceError as exc:
-            fail(f"Leadterra call failed: {exc}")
-        finally:
+    """Run `call` as the SDR that owns `ident`: the first key that does not answer 404 (or,
+    when searching every key, 401/403: one revoked SDR key must not block the others)."""
+    clients = scopes(sdr)
+    refused = []
+    try:
+        for owner, client in clients:
+            try:
+                return call(client)
+            except errors.NotFound:
+                continue
+            except errors.AuthError:
+                if sdr is not None:
+                    fail(f"the key of SDR {sdr} was refused (401/403)")
+                refused.append(owner or "(main key)")
+                continue
+            except errors.Conflict:
+                fail(f"{what} {ident} is no longer pending")
+            except errors.InvalidRequest as bad:
+                fail(f"Leadterra refused it: {bad}")
+            except errors.ServiceError as exc:
+                fail(f"Leadterra call failed: {exc}")
+    finally:
+        for _, client in clients:
             client.close()
-    fail(f"no {what} with id {ident!r}")
+    also = f" (keys refused for: {', '.join(refused)})" if refused else ""
+    fail(f"no {what} with id {ident!r}{also}")
     raise AssertionError  # unreachable
 
 

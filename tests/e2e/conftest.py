@@ -1,0 +1,27 @@
+"""End-to-end fixtures: `service_factory` starts deployments and stops them after the test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.service import Service, start_service
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    made: list[Service] = []
+
+    def make(**options: object) -> Service:
+        service = start_service(tmp_path / f"service{len(made)}", **options)  # type: ignore[arg-type]
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.close()
+        for proc in service.stack.procs:  # pytest shows this only when the test failed
+            print(f"--- {proc.name} (exit {proc.popen.returncode}) ---")
+            print(proc.text()[-4000:])
