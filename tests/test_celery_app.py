@@ -2,6 +2,7 @@ from tests.conftest import make_settings
 from worker.celery_app import (
     TASK_ASSIGN,
     TASK_CANARY,
+    TASK_MAILBOXES,
     TASK_NOTIFY,
     TASK_POLL,
     TASK_RELEASE,
@@ -72,6 +73,7 @@ def test_every_task_is_registered_late_acked_with_no_celery_retry_cap(fake_redis
         TASK_NOTIFY,
         TASK_RELEASE,
         TASK_CANARY,
+        TASK_MAILBOXES,
     }
     for task in tasks.values():
         assert task.acks_late is True

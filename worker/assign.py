@@ -20,7 +20,7 @@ from typing import Any
 
 from worker import errors
 from worker.logs import get_logger
-from worker.rotation import NobodyEligible, Pick
+from worker.rotation import NobodyEligible, Pick, Policy
 from worker.runtime import Runtime
 
 log = get_logger("leadrouter.assign")
@@ -51,9 +51,9 @@ def _still_eligible(rt: Runtime, sdr_id: str) -> bool:
     return any(s.id == sdr_id and s.gmail_connected for s in sdrs)
 
 
-def _pick(rt: Runtime, reply: dict[str, Any]) -> Pick:
+def _pick(rt: Runtime, reply: dict[str, Any]) -> tuple[Pick, Policy]:
     policy = rt.policy.policy(datetime.now(UTC), reply.get("email"))
-    return rt.rotation.pick(reply["id"], policy, rt.leadterra.list_sdrs)
+    return rt.rotation.pick(reply["id"], policy, rt.leadterra.list_sdrs), policy
 
 
 def assign(rt: Runtime, reply: dict[str, Any], *, attempt: int, retries: int) -> str:
@@ -66,7 +66,7 @@ def assign(rt: Runtime, reply: dict[str, Any], *, attempt: int, retries: int) ->
 
     for _ in range(2):  # a second pass only when the picked SDR turned out unable to take it
         try:
-            pick = _pick(rt, reply)
+            pick, policy = _pick(rt, reply)
         except NobodyEligible as nobody:
             rt.holds.hold(reply, "no_eligible_sdr", retries)
             rt.metrics.assignments.labels("held").inc()
@@ -99,6 +99,7 @@ def assign(rt: Runtime, reply: dict[str, Any], *, attempt: int, retries: int) ->
                 reply_id=reply_id,
                 sdr_id=pick.sdr_id,
                 rule=pick.rule,
+                roster=policy.roster_hash or None,
                 candidates=pick.candidates,
                 excluded=pick.excluded,
             )

@@ -22,6 +22,7 @@ TASK_ROUTE = "leadrouter.route_followup"
 TASK_NOTIFY = "leadrouter.deliver_notification"
 TASK_RELEASE = "leadrouter.release_due"
 TASK_CANARY = "leadrouter.canary"
+TASK_MAILBOXES = "leadrouter.check_mailboxes"
 
 RELEASE_EVERY = 1.0
 CANARY_EVERY = 5.0
@@ -51,6 +52,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "options": {"expires": settings.followup_poll_seconds, "queue": QUEUE_FOLLOWUPS},
         },
     }
+    if settings.leadterra_sdr_api_keys:
+        schedule["check-mailboxes"] = {
+            "task": TASK_MAILBOXES,
+            "schedule": float(settings.mailbox_health_seconds),
+            "options": {"expires": settings.mailbox_health_seconds, "queue": QUEUE_DEFAULT},
+        }
     return {
         "broker_url": settings.redis_url,
         "broker_transport_options": {

@@ -24,6 +24,7 @@ from worker.assign import assign
 from worker.celery_app import (
     TASK_ASSIGN,
     TASK_CANARY,
+    TASK_MAILBOXES,
     TASK_NOTIFY,
     TASK_POLL,
     TASK_RELEASE,
@@ -34,6 +35,7 @@ from worker.followups import poll, route
 from worker.health import stamp_heartbeat
 from worker.keys import QUEUE_ASSIGN, QUEUE_DEFAULT, QUEUE_FOLLOWUPS
 from worker.logs import get_logger
+from worker.mailbox import check_mailboxes
 from worker.queueing import task_message
 from worker.retry import backoff
 from worker.runtime import Runtime
@@ -260,6 +262,10 @@ def register(app: Celery, runtime: Runtime) -> dict[str, Task]:  # type: ignore[
     def canary() -> None:
         stamp_heartbeat(runtime.redis, runtime.keys, str(canary.request.hostname))
 
+    @task(TASK_MAILBOXES, "mailboxes", QUEUE_DEFAULT)
+    def check_mailbox_health() -> dict[str, str]:
+        return check_mailboxes(runtime)
+
     every = (
         assign_reply,
         poll_followups,
@@ -267,5 +273,6 @@ def register(app: Celery, runtime: Runtime) -> dict[str, Task]:  # type: ignore[
         deliver_notification,
         release_due,
         canary,
+        check_mailbox_health,
     )
     return {t.name: t for t in every}

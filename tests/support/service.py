@@ -29,6 +29,7 @@ class Service:
     stack: Stack
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
 
     @property
     def control(self) -> Any:
@@ -61,6 +62,10 @@ class Service:
 
     def handoffs(self) -> list[dict[str, Any]]:
         return list(self.control.handoffs())
+
+    def sandbox_log(self) -> str:
+        path = (self.log_dir or Path("/nonexistent")) / "sandbox.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def procs(self, name: str) -> list[Proc]:
         """The processes of one Procfile type started so far, oldest first."""
@@ -147,7 +152,7 @@ def start_service(
         "LOG_LEVEL": "INFO",
         **env,
     }
-    service = Service(server, sandbox, Stack(log_dir / "logs", base_env), port, base_env)
+    service = Service(server, sandbox, Stack(log_dir / "logs", base_env), port, base_env, log_dir)
     try:
         for name in processes:
             service.start(name)

@@ -122,22 +122,3 @@ def sdrs(as_json: bool) -> None:
         as_json=as_json,
         title="SDRs",
     )
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
-def rotation(as_json: bool) -> None:
-    """Each SDR's pick count and credit (the next pick goes to the highest credit + weight)."""
-    rt = _runtime(settings_or_exit())
-    state = rt.rotation.state()
-    order = sorted(state, key=lambda s: -state[s].get("credit", float("-inf")))
-    rows = [
-        {
-            "id": s,
-            "picks": int(state[s].get("count", 0)),
-            "credit": state[s].get("credit"),
-            "position": i + 1 if "credit" in state[s] else None,
-        }
-        for i, s in enumerate(order)
-    ]
-    emit(rows, ["position", "id", "picks", "credit"], as_json=as_json, title="Rotation")

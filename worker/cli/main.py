@@ -8,7 +8,8 @@ from config.settings import settings_or_exit
 from worker.cli import processes
 from worker.cli.dlq import dlq
 from worker.cli.followups import followups
-from worker.cli.inspect import check, health, rotation, sdrs
+from worker.cli.inspect import check, health, sdrs
+from worker.cli.rotation import rotation
 from worker.cli.run import demo, run
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import signals
 
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 from worker.celery_app import create_celery
 from worker.keys import QUEUES
 from worker.logs import configure_logging, get_logger
@@ -53,7 +53,10 @@ def run_web(settings: Settings) -> None:
     from worker.web import create_app
 
     _logging(settings, "web")
-    settings.require("leadterra_webhook_secret")
+    try:
+        settings.require("leadterra_webhook_secret")
+    except ConfigError as bad:
+        raise SystemExit(f"leadrouter: configuration error: {bad}") from None
     log.info("web.starting", host=settings.host, port=settings.port)
     serve(settings, create_app(settings))
 
@@ -63,8 +66,11 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     from worker.tasks import register
 
     _logging(settings, "worker")
-    settings.require("leadterra_api_key")
-    runtime = Runtime(settings)
+    try:
+        settings.require("leadterra_api_key")
+        runtime = Runtime(settings)  # loads the roster: a bad file stops here
+    except ConfigError as bad:
+        raise SystemExit(f"leadrouter: configuration error: {bad}") from None
     app = create_celery(settings)
     register(app, runtime)
     stop = _flush_metrics_forever(settings, runtime.metrics, runtime.redis)

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Run the fault scenarios against real processes and print the table for the README.
+
+    .venv/bin/python scripts/reliability.py            # every scenario (about 5 minutes)
+    .venv/bin/python scripts/reliability.py poison     # one or more by name
+
+Each scenario starts its own Redis, sandbox and Procfile processes (tests/reliability/).
+Exit status 1 when any row has a lost or duplicated reply.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.reliability.scenarios import COLUMNS, SCENARIOS, Row  # noqa: E402
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row.as_table_row()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(names: list[str]) -> int:
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(
+            f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}",
+            file=sys.stderr,
+        )
+        return 2
+    rows = []
+    for name in names or list(SCENARIOS):
+        started = time.monotonic()
+        print(f"running {name}...", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix=f"reliability-{name}-") as folder:
+            row = SCENARIOS[name](Path(folder))
+        print(f"  done in {time.monotonic() - started:.0f} s: {row.checks}", file=sys.stderr)
+        rows.append(row)
+    print(markdown(rows))
+    return 0 if all(r.lost == 0 and r.duplicates == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
