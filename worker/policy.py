@@ -79,9 +79,9 @@ class PolicySource:
     def working_hours(self, sdr_id: str | None) -> WorkingHours | None:
         """The roster's working hours for the SDR, if the roster sets any."""
         roster = self.rosters.current()
-        if sdr_id is None or roster.empty:
+        if roster.empty:
             return None
-        return roster.for_sdr(sdr_id).hours
+        return roster.for_sdr(sdr_id).hours if sdr_id else roster.default.hours
 
     def policy(self, now: datetime, email: str | None) -> Policy:
         roster = self.rosters.current()

@@ -115,8 +115,13 @@ class Runtime:
         return self._notifier
 
     def working_hours(self, sdr_id: str | None) -> WorkingHours | None:
-        """The SDR's working hours (its own, else `default`), or None when not configured."""
-        return self._hours.get(sdr_id or "") or self._hours.get("default")
+        """The SDR's working hours: the roster's, else WORKING_HOURS (its own, else
+        `default`), or None when neither configures any."""
+        return (
+            self.policy.working_hours(sdr_id)
+            or self._hours.get(sdr_id or "")
+            or self._hours.get("default")
+        )
 
     def sdr_key(self, sdr_id: str | None) -> SecretStr | None:
         if sdr_id is None:

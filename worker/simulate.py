@@ -65,9 +65,9 @@ class Decision:
 
 
 def read_decisions(client: redis.Redis, keys: Keys, limit: int = 100_000) -> list[Decision]:
-    """The recorded decisions, oldest first."""
+    """The latest `limit` recorded decisions, oldest first."""
     out = []
-    entries: list[Any] = client.xrange(keys.decisions, count=limit) or []
+    entries: list[Any] = list(reversed(client.xrevrange(keys.decisions, count=limit) or []))
     for _, raw in entries:
         fields = {_text(k): _text(v) for k, v in (raw or {}).items()}
         candidates = json.loads(fields.get("candidates") or "[]") or []

@@ -5,17 +5,16 @@ from __future__ import annotations
 import time
 
 import click
-import redis
 
 from config.settings import settings_or_exit
-from worker.cli.output import emit, fail
+from worker.cli.output import emit, fail, redis_or_fail
 from worker.deadletter import DeadLetters
 from worker.keys import Keys
 
 
 def _store() -> DeadLetters:
     settings = settings_or_exit()
-    return DeadLetters(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
+    return DeadLetters(redis_or_fail(settings.redis_url), Keys(settings.key_prefix))
 
 
 @click.group()

@@ -9,7 +9,7 @@ import redis
 
 from config.settings import ConfigError, Settings, settings_or_exit
 from worker import errors
-from worker.cli.output import emit, fail
+from worker.cli.output import emit, fail, redis_or_fail
 from worker.keys import QUEUES, Keys
 from worker.leadterra import LeadterraClient
 from worker.runtime import Runtime
@@ -17,7 +17,7 @@ from worker.runtime import Runtime
 
 def _runtime(settings: Settings) -> Runtime:
     try:
-        return Runtime(settings, client=redis.Redis.from_url(settings.redis_url))
+        return Runtime(settings, client=redis_or_fail(settings.redis_url))
     except ConfigError as bad:
         fail(str(bad))
         raise

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 from rich.console import Console
 from rich.table import Table
 
@@ -43,3 +44,13 @@ def fail(message: str) -> None:
     import click
 
     raise click.ClickException(message)
+
+
+def redis_or_fail(url: str) -> redis.Redis:
+    """A Redis client that answered PING, or one clear line and exit status 1."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        fail(f"redis: no answer at REDIS_URL ({type(exc).__name__})")
+    return client

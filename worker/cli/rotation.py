@@ -8,7 +8,7 @@ import click
 import redis
 
 from config.settings import settings_or_exit
-from worker.cli.output import emit, fail
+from worker.cli.output import emit, fail, redis_or_fail
 from worker.keys import Keys
 from worker.roster import RosterError, load_roster
 from worker.rotation import Rotation
@@ -17,7 +17,7 @@ from worker.simulate import read_decisions, simulate
 
 def _connect() -> tuple[redis.Redis, Keys]:
     settings = settings_or_exit()
-    return redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
+    return redis_or_fail(settings.redis_url), Keys(settings.key_prefix)
 
 
 @click.group(invoke_without_command=True)
@@ -65,6 +65,8 @@ def simulate_command(roster_path: Path, limit: int, as_json: bool) -> None:
         fail("no recorded decisions to replay yet")
     result = simulate(decisions, roster)
     worst, gap = result.worst_deviation()
+    gap = round(gap, 1) + 0.0  # float noise is neither "-0.0" nor anybody's deviation
+    worst = worst if gap else ""
     emit(
         result.rows(),
         ["sdr", "old", "old_share", "new", "new_share", "ideal"],
