@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.reliability.scenarios import COLUMNS, SCENARIOS, Row  # noqa: E402
+from tests.reliability.scenarios import COLUMNS, SCENARIOS, Row
 
 
 def markdown(rows: list[Row]) -> str:
