@@ -181,7 +181,7 @@ def rate_limit(log_dir: Path) -> Row:
             "rate limit",
             f"{backlog} backlog, 2 workers, limit {limit}/s + burst {burst}",
             interested,
-            None,
+            drain,
             worst_window=worst,
             allowed=limit + burst,
             drain_s=round(drain, 1),
