@@ -1,0 +1,1 @@
+"""Benchmarks of the receiver, the workers and beat on this machine: `python -m bench`."""

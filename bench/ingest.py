@@ -1,0 +1,164 @@
+"""Ingest: signed webhooks at the receiver as fast as it accepts them, against two floors.
+
+For each server (the receiver, then the stack floor, then the durable floor; one at a time, the
+same uvicorn settings) and each connection count, the generator (its own process) keeps every
+connection busy for a warm-up and a measured window. No worker runs, so the queue grows; Redis is
+flushed between runs. The generator, the server and Redis share the two cores: each one's CPU over
+the window is reported. The generator's ceiling is its requests per CPU-second on the stack floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bench import loadgen
+from bench.common import Outcome, Procs, fresh_log_dir, say
+from bench.services import SECRET, Service, start_redis
+
+NAME = "ingest"
+TARGETS = ("receiver", "stack", "durable")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ingest")
+    group.add_argument("--ingest-seconds", type=float, help="measured window (20; quick 3)")
+    group.add_argument("--ingest-warmup", type=float, help="warm-up before it (2; quick 1)")
+    group.add_argument(
+        "--ingest-connections", help="comma-separated connection counts (50,200,500; quick 50)"
+    )
+
+
+def settings(opts: argparse.Namespace) -> dict[str, Any]:
+    quick = opts.quick
+    conns = opts.ingest_connections or ("50" if quick else "50,200,500")
+    return {
+        "seconds": opts.ingest_seconds or (3.0 if quick else 20.0),
+        "warmup": opts.ingest_warmup or (1.0 if quick else 2.0),
+        "connections": [int(c) for c in conns.split(",")],
+    }
+
+
+def measure(
+    procs: Procs, service: Service, target: str, conns: int, cfg: dict[str, Any], server: int
+) -> dict[str, Any]:
+    service.redis.flush()
+    spec = {
+        "mode": "duration",
+        "url": service.webhook_url,
+        "secret": SECRET,
+        "prefix": f"rpl_ing_{target}_{conns}_",
+        "connections": conns,
+        "seconds": cfg["seconds"],
+        "warmup": cfg["warmup"],
+        "prebuild": int((cfg["seconds"] + cfg["warmup"]) * 12_000),
+        "watch": {"server": server, "redis": service.redis.proc.pid},
+    }
+    report = loadgen.run(procs, f"loadgen-{target}-{conns}", spec)
+    lat = report["latency"]
+    say(
+        f"{target:8} {conns:3} conns: {report['accepted_per_s']:8.0f}/s  p50 {lat['p50_ms']} ms  "
+        f"p99 {lat['p99_ms']} ms  errors {report['errors']}  cores {report['cores']}"
+    )
+    return report
+
+
+def run(opts: argparse.Namespace) -> Outcome:
+    cfg = settings(opts)
+    out = Outcome(NAME, data={"settings": cfg})
+    results: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in TARGETS}
+    with Procs(fresh_log_dir(NAME)) as procs:
+        redis = start_redis(procs)
+        service = Service(redis)
+        for target in TARGETS:
+            server = (
+                service.start_web(procs)
+                if target == "receiver"
+                else service.start_floor(procs, target)
+            )
+            for conns in cfg["connections"]:
+                results[target][conns] = measure(procs, service, target, conns, cfg, server.pid)
+            procs.stop(server)
+    out.data["runs"] = {t: {str(c): r for c, r in v.items()} for t, v in results.items()}
+    table(out, results, cfg["connections"])
+    return out
+
+
+def cpu_us(report: dict[str, Any]) -> float:
+    """Server CPU per accepted request, in microseconds (steadier than rates on a busy box)."""
+    accepted = max(int(report["accepted"]), 1)
+    return round(float(report["cpu_s"]["server"]) / accepted * 1e6, 1)
+
+
+def cores(report: dict[str, Any]) -> str:
+    c = report["cores"]
+    return f"{c['server']} / {c['redis']} / {c['loadgen']} / {report['other_cores']}"
+
+
+def table(out: Outcome, results: dict[str, dict[int, dict[str, Any]]], conns: list[int]) -> None:
+    for c in conns:
+        rec, stack, durable = (results[t][c] for t in TARGETS)
+        rate, lat, first = rec["accepted_per_s"], rec["latency"], c == min(conns)
+        ratio_d = rate / max(durable["accepted_per_s"], 1e-9)
+        out.row(
+            f"receiver accepted/s @{c} conns",
+            rate,
+            "/s",
+            reference=f"durable floor {durable['accepted_per_s']:.0f}/s",
+            ratio=ratio_d,
+            target=">= 0.25 x durable floor" if first else "",
+            met=ratio_d >= 0.25 if first else None,
+        )
+        out.row(
+            f"receiver accepted/s vs stack floor @{c}",
+            rate,
+            "/s",
+            reference=f"stack floor {stack['accepted_per_s']:.0f}/s",
+            ratio=rate / max(stack["accepted_per_s"], 1e-9),
+        )
+        out.row(
+            f"receiver p50/p99/max @{c} conns",
+            f"{lat['p50_ms']} / {lat['p99_ms']} / {lat['max_ms']}",
+            "ms",
+            reference=f"errors {rec['errors']} {rec['statuses']}",
+            target="p99 <= 50 ms" if first else "",
+            met=(lat["p99_ms"] or 1e9) <= 50 if first else None,
+        )
+        out.row(
+            f"receiver CPU per request @{c}",
+            cpu_us(rec),
+            "us",
+            reference=f"durable {cpu_us(durable)} us, stack {cpu_us(stack)} us",
+            ratio=cpu_us(durable) / max(cpu_us(rec), 1e-9),
+        )
+        out.row(
+            f"cores server/redis/loadgen/other @{c}",
+            cores(rec),
+            "cores",
+            reference="receiver run; 2 cores shared with other work",
+        )
+        for name, floor in (("stack", stack), ("durable", durable)):
+            flat = floor["latency"]
+            out.row(
+                f"{name} floor accepted/s @{c} conns",
+                floor["accepted_per_s"],
+                "/s",
+                reference=f"p50/p99 {flat['p50_ms']}/{flat['p99_ms']} ms, {cpu_us(floor)} us "
+                f"CPU/req, cores {cores(floor)}, errors {floor['errors']}",
+            )
+    ceilings = [
+        results["stack"][c]["accepted"] / max(results["stack"][c]["cpu_s"]["loadgen"], 1e-9)
+        for c in conns
+    ]
+    best_stack = max(results["stack"][c]["accepted_per_s"] for c in conns)
+    ceiling = min(ceilings)
+    out.data["loadgen_ceiling_per_cpu_s"] = round(ceiling)
+    out.row(
+        "loadgen ceiling (requests per CPU-second)",
+        round(ceiling),
+        "/s",
+        reference=f"best stack floor {best_stack:.0f}/s",
+        ratio=ceiling / max(best_stack, 1e-9),
+        target="> 1 (generator not the bottleneck)",
+        met=ceiling > best_stack,
+    )
