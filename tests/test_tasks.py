@@ -38,13 +38,13 @@ def task(rt):
     app.close()
 
 
-def call(task, payload, *, retries: int = 0, task_id: str = "task-1"):
+def call(task, payload, *, retries: int = 0, task_id: str = "task-1", redelivered: bool = False):
     task.push_request(
         id=task_id,
         retries=retries,
         called_directly=False,
         hostname="test@h",
-        delivery_info={"routing_key": QUEUE_ASSIGN},
+        delivery_info={"routing_key": QUEUE_ASSIGN, "redelivered": redelivered},
         is_eager=False,
     )
     try:
@@ -126,13 +126,21 @@ def test_a_payload_that_does_not_decode_is_dead_lettered_as_poison(task, rt, pay
 
 
 def test_a_message_that_keeps_coming_back_is_dead_lettered(task, rt, fake) -> None:
-    for _ in range(2):
-        rt.count_delivery("task-9", 0)  # two earlier deliveries that died mid-run
-    call(task, REPLY, task_id="task-9")
+    # the first delivery and one redelivery died mid-run; this is the second redelivery
+    rt.count_delivery("task-9", 0)
+    call(task, REPLY, task_id="task-9", redelivered=True)
     assert fake.assigns() == []
     [entry] = rt.dlq.list()
     assert entry.error_type == "PoisonMessage"
     assert "delivered 3 times" in entry.error
+
+
+def test_a_first_delivery_is_not_counted_a_redelivery_is(task, rt, fake) -> None:
+    call(task, REPLY, task_id="task-10")
+    assert rt.redis.keys(rt.keys.deliveries("task-10", 0)) == []
+    call(task, {**REPLY, "id": "rpl_2"}, task_id="task-11", redelivered=True)
+    assert rt.redis.get(rt.keys.deliveries("task-11", 0)) == b"1"
+    assert len(fake.assigns()) == 2
 
 
 def test_a_replayed_dead_letter_is_assigned_once_the_fault_is_fixed(task, rt, fake) -> None:

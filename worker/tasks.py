@@ -1,7 +1,7 @@
 """Thin tasks over plain functions, and the one retry policy they all share.
 
-`ReliableTask.__call__` is the policy: it counts deliveries (a message that keeps killing its
-worker is dead-lettered after `MAX_DELIVERIES`), binds the log context, and turns what the task
+`ReliableTask.__call__` is the policy: it counts redeliveries (a message that keeps killing
+its worker is dead-lettered after `MAX_DELIVERIES` deliveries), binds the log context, and turns what the task
 raises into the next step: a retryable error is retried with backoff (a broker countdown when
 short, the Redis delayed set when long), a permanent one or used-up retries go to the dead-letter
 list, and a payload that does not decode is dead-lettered as poison.
@@ -90,7 +90,11 @@ class ReliableTask(Task):  # type: ignore[type-arg]
         structlog.contextvars.bind_contextvars(
             task_id=self.request.id, task=self.name, attempt=retries + 1
         )
-        deliveries = rt.count_delivery(str(self.request.id), retries)
+        deliveries = 1
+        if (self.request.delivery_info or {}).get("redelivered"):
+            # kombu marks what it restores from a dead worker; only those are counted, so a
+            # first delivery costs no Redis round trip
+            deliveries = rt.count_delivery(str(self.request.id), retries) + 1
         if deliveries > rt.settings.max_deliveries:
             poison = errors.PoisonMessage(f"delivered {deliveries} times without finishing")
             return self._dead_letter(args, poison, retries + 1)
