@@ -14,9 +14,11 @@ project pins; tests/test_broker.py runs a real worker against it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from queue import Empty
 from typing import Any
 
@@ -98,6 +100,24 @@ class Channel(kombu_redis.Channel):
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
+
+    _sync_client: Any = None
+    _sync_client_pool: Any = None
+
+    @contextlib.contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        """kombu builds a new Redis client object for every ack and every unacked put (two
+        per task, a few percent of a worker's CPU); one per channel and pool does the same
+        work. Redis client objects are thread-safe; a new pool after a reconnect gets a new
+        client."""
+        if client:
+            yield client
+            return
+        pool = self.pool
+        if self._sync_client is None or self._sync_client_pool is not pool:
+            self._sync_client = self._create_client()
+            self._sync_client_pool = pool
+        yield self._sync_client
 
 
 class Transport(kombu_redis.Transport):

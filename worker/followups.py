@@ -16,6 +16,7 @@ import contextlib
 import fnmatch
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from worker.workhours import WorkingHours
 
 log = get_logger("leadrouter.followups")
 CLAIM_TTL_SECONDS = 30 * 24 * 3600
+POLL_PARALLEL = 8  # SDR keys polled at once
 
 
 @dataclass(frozen=True)
@@ -82,73 +84,77 @@ def note_for(item: FollowUp, thread: Thread | None, sdr: str | None) -> dict[str
     }
 
 
+def poll_sdr(
+    rt: Runtime, sdr: str | None, fan_out: Callable[[dict[str, Any]], None]
+) -> tuple[int, int] | None:
+    """Poll one SDR key: (due, claimed and fanned out), or None when its due list failed."""
+    client = rt.for_sdr(sdr)
+    limit = rt.settings.followup_limit
+    try:
+        due = client.due_followups(limit=limit)
+    except errors.ServiceError as exc:
+        log.error(
+            "followups.poll_failed", sdr_id=sdr, error=str(exc), error_type=type(exc).__name__
+        )
+        return None
+    fresh = claim(rt, due)
+    if len(due) >= limit and not fresh:
+        log.warning(
+            "followups.backlog_saturated",
+            sdr_id=sdr,
+            due=len(due),
+            limit=limit,
+            claimed=0,
+            hint="a full page of follow-ups already routed and still pending; "
+            "nobody completes them, so the next page is out of reach",
+        )
+    if not fresh:
+        return len(due), 0
+    sent = 0
+    try:
+        threads = {t.id: t for t in client.inbox_all()}
+        for item in fresh:
+            fan_out(note_for(item, threads.get(item.thread_id or ""), sdr))
+            sent += 1
+    except Exception as exc:
+        unclaim(rt, fresh[sent:])  # the next poll claims them again
+        log.error(
+            "followups.fan_out_failed",
+            sdr_id=sdr,
+            error=str(exc),
+            error_type=type(exc).__name__,
+            released=len(fresh) - sent,
+        )
+        if not isinstance(exc, errors.ServiceError):
+            raise
+    return len(due), sent
+
+
 def poll(rt: Runtime, fan_out: Callable[[dict[str, Any]], None]) -> PollResult:
-    """One poll of every SDR key; `fan_out` enqueues one route task per claimed follow-up."""
+    """One poll of every SDR key, a few at a time (the global rate limit still applies);
+    `fan_out` enqueues one route task per claimed follow-up."""
     started = time.perf_counter()
     lock = rt.redis.lock(rt.keys.poll_lock, timeout=max(120.0, rt.settings.followup_poll_seconds))
     if not lock.acquire(blocking=False):
         log.info("followups.poll_skipped", reason="another poll holds the lock")
         return PollResult(0, 0, 0, skipped_lock=True)
-    polled = total_due = total_claimed = 0
-    limit = rt.settings.followup_limit
+    scopes = sdr_scopes(rt)
     try:
-        for sdr in sdr_scopes(rt):
-            client = rt.for_sdr(sdr)
-            try:
-                due = client.due_followups(limit=limit)
-            except errors.ServiceError as exc:
-                log.error(
-                    "followups.poll_failed",
-                    sdr_id=sdr,
-                    error=str(exc),
-                    error_type=type(exc).__name__,
-                )
-                continue
-            polled += 1
-            fresh = claim(rt, due)
-            total_due += len(due)
-            total_claimed += len(fresh)
-            if len(due) >= limit and not fresh:
-                log.warning(
-                    "followups.backlog_saturated",
-                    sdr_id=sdr,
-                    due=len(due),
-                    limit=limit,
-                    claimed=0,
-                    hint="a full page of follow-ups already routed and still pending; "
-                    "nobody completes them, so the next page is out of reach",
-                )
-            if not fresh:
-                continue
-            sent = 0
-            try:
-                threads = {t.id: t for t in client.inbox_all()}
-                for item in fresh:
-                    fan_out(note_for(item, threads.get(item.thread_id or ""), sdr))
-                    sent += 1
-            except Exception as exc:
-                unclaim(rt, fresh[sent:])  # the next poll claims them again
-                total_claimed -= len(fresh) - sent
-                log.error(
-                    "followups.fan_out_failed",
-                    sdr_id=sdr,
-                    error=str(exc),
-                    error_type=type(exc).__name__,
-                    released=len(fresh) - sent,
-                )
-                if not isinstance(exc, errors.ServiceError):
-                    raise
+        with ThreadPoolExecutor(min(POLL_PARALLEL, len(scopes))) as pool:
+            results = list(pool.map(lambda sdr: poll_sdr(rt, sdr, fan_out), scopes))
     finally:
         with contextlib.suppress(LockError):  # it expired during a very long poll
             lock.release()
+    done = [r for r in results if r is not None]
+    result = PollResult(len(done), sum(d for d, _ in done), sum(c for _, c in done))
     log.info(
         "followups.polled",
-        sdrs=polled,
-        due=total_due,
-        claimed=total_claimed,
+        sdrs=result.polled,
+        due=result.due,
+        claimed=result.claimed,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
-    return PollResult(polled, total_due, total_claimed)
+    return result
 
 
 def terminal_reason(status: str | None, patterns: Iterable[str]) -> str | None:

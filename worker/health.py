@@ -7,6 +7,7 @@ seconds and the worker that runs it stamps `heartbeat` in Redis. Stale means nob
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import redis
@@ -35,9 +36,10 @@ def heartbeat_age(raw: bytes | str | None, now: float | None = None) -> float | 
 async def readiness(client: aioredis.Redis, keys: Keys, settings: Settings) -> tuple[bool, str]:
     """(ready, reason). Not ready when Redis is down or no worker consumed within the bound."""
     try:
-        await client.ping()
-        raw = await client.get(keys.heartbeat)
-    except (redis.RedisError, OSError) as exc:
+        async with asyncio.timeout(5):
+            await client.ping()
+            raw = await client.get(keys.heartbeat)
+    except (redis.RedisError, OSError, TimeoutError) as exc:
         return False, f"redis unreachable ({type(exc).__name__})"
     return judge(raw, settings.ready_heartbeat_seconds)
 

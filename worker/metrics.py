@@ -8,6 +8,7 @@ dead letters, held replies and the age of the oldest one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -110,9 +111,10 @@ class Metrics:
         """The Prometheus text page: every process's counters summed, plus Redis gauges."""
         snapshots = {self.ident: self.snapshot()}
         try:
-            stored = await client.hgetall(keys.metrics)
-            gauges = await queue_gauges(client, keys)
-        except (redis.RedisError, OSError):
+            async with asyncio.timeout(5):
+                stored = await client.hgetall(keys.metrics)
+                gauges = await queue_gauges(client, keys)
+        except (redis.RedisError, OSError, TimeoutError):
             stored, gauges = {}, [("leadrouter_redis_up", {}, 0.0)]
         now = time.time()
         stale = []

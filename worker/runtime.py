@@ -3,6 +3,7 @@ services built on them. Built once in the entry point and handed to the tasks.""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import redis
@@ -84,6 +85,7 @@ class Runtime:
         )
         self.recorder = CallRecorder(self.gate, self.metrics)
         self._leadterra = leadterra
+        self._client_lock = threading.Lock()
         self.rotation = Rotation(
             self.redis,
             self.keys,
@@ -103,15 +105,22 @@ class Runtime:
 
     @property
     def leadterra(self) -> LeadterraClient:
-        """The workspace client, made on first use (commands that never call need no key)."""
+        """The workspace client, made on first use (commands that never call need no key);
+        once per process even when many threads ask at once."""
         if self._leadterra is None:
-            self._leadterra = LeadterraClient.from_settings(self.settings, observer=self.recorder)
+            with self._client_lock:
+                if self._leadterra is None:
+                    self._leadterra = LeadterraClient.from_settings(
+                        self.settings, observer=self.recorder
+                    )
         return self._leadterra
 
     @property
     def notifier(self) -> Notifier:
         if self._notifier is None:
-            self._notifier = Notifier(self.settings)
+            with self._client_lock:
+                if self._notifier is None:
+                    self._notifier = Notifier(self.settings)
         return self._notifier
 
     def working_hours(self, sdr_id: str | None) -> WorkingHours | None:

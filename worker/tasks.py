@@ -1,10 +1,11 @@
 """Thin tasks over plain functions, and the one retry policy they all share.
 
 `ReliableTask.__call__` is the policy: it counts redeliveries (a message that keeps killing
-its worker is dead-lettered after `MAX_DELIVERIES` deliveries), binds the log context, and turns what the task
-raises into the next step: a retryable error is retried with backoff (a broker countdown when
-short, the Redis delayed set when long), a permanent one or used-up retries go to the dead-letter
-list, and a payload that does not decode is dead-lettered as poison.
+its worker is dead-lettered after `MAX_DELIVERIES` deliveries), binds the log context, and
+turns what the task raises into the next step: a retryable error is retried with backoff (a
+broker countdown when short, the Redis delayed set when long), a permanent one or used-up
+retries go to the dead-letter list, and a payload that does not decode is dead-lettered as
+poison.
 """
 
 from __future__ import annotations

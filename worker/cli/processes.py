@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import socket
 import threading
@@ -27,6 +28,15 @@ def _logging(settings: Settings, process: str) -> None:
 
 def _keep_our_logging(**_: Any) -> None:
     return None
+
+
+def tune_gc() -> None:
+    """Move everything built at start-up out of the collector's sight, and collect the young
+    generation less often: the receiver spent 16 % of its time in full collections of ~50 ms,
+    its whole p99 (docs/benchmarks.md); this took p99 at 50 connections from ~60 to 12-23 ms."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
 
 
 def _flush_metrics_forever(settings: Settings, metrics: Metrics, client: Any) -> threading.Event:
@@ -58,7 +68,9 @@ def run_web(settings: Settings) -> None:
     except ConfigError as bad:
         raise SystemExit(f"leadrouter: configuration error: {bad}") from None
     log.info("web.starting", host=settings.host, port=settings.port)
-    serve(settings, create_app(settings))
+    app = create_app(settings)
+    tune_gc()
+    serve(settings, app)
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
