@@ -21,7 +21,6 @@ import collections
 import hashlib
 import hmac
 import json
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,8 +29,8 @@ from urllib.parse import urlsplit
 
 from bench.common import Procs, latency_summary, raise_file_limit
 from bench.procfs import machine_busy_seconds, tree_cpu_seconds
+from worker.sandbox.loadcheck import take_response
 
-CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)\r\n")
 BODY = (
     '{"event":"reply.received","timestamp":"%(ts)s","data":{"reply":{"id":"%(id)s",'
     '"email":"lead.%(id)s@example.com","campaignId":"camp_bench","classification":"interested",'
@@ -107,15 +106,10 @@ class Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
+        taken = take_response(self.buffer)
+        if taken is None:
             return
-        found = CONTENT_LENGTH.search(self.buffer, 0, end + 2)
-        length = int(found.group(1)) if found else 0
-        if len(self.buffer) < end + 4 + length:
-            return
-        status = int(self.buffer[9:12])
-        self.buffer = self.buffer[end + 4 + length :]
+        status, self.buffer = taken
         index, self.index = self.index, None
         self.gen.answered(self, index, status, self.sent)
 

@@ -30,6 +30,19 @@ REPLIES = 50_000
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)\r\n")
 
 
+def take_response(buffer: bytes) -> tuple[int, bytes] | None:
+    """The status of the first complete HTTP/1.1 response in `buffer`, and the bytes after it;
+    None while it is incomplete. Shared with bench/loadgen.py."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    found = CONTENT_LENGTH.search(buffer, 0, end + 2)
+    length = int(found.group(1)) if found else 0
+    if len(buffer) < end + 4 + length:
+        return None
+    return int(buffer[9:12]), buffer[end + 4 + length :]
+
+
 @dataclass
 class Stats:
     measuring: bool = False
@@ -61,15 +74,10 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
+        taken = take_response(self.buffer)
+        if taken is None:
             return
-        found = CONTENT_LENGTH.search(self.buffer, 0, end + 2)
-        length = int(found.group(1)) if found else 0
-        if len(self.buffer) < end + 4 + length:
-            return
-        status = int(self.buffer[9:12])
-        self.buffer = self.buffer[end + 4 + length :]
+        status, self.buffer = taken
         stats = self.stats
         if stats.measuring:
             stats.done += 1
