@@ -130,10 +130,14 @@ def start_service(
     """Redis of its own, the sandbox, and the Procfile's `processes`, sharing one env."""
     log_dir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedRedis(appendonly=appendonly).start()
-    sandbox = SandboxProcess.start(
-        ["--sdrs", str(sdrs), "--disconnected", str(disconnected), *sandbox_args],
-        log_path=str(log_dir / "sandbox.log"),
-    )
+    try:
+        sandbox = SandboxProcess.start(
+            ["--sdrs", str(sdrs), "--disconnected", str(disconnected), *sandbox_args],
+            log_path=str(log_dir / "sandbox.log"),
+        )
+    except BaseException:
+        server.stop()
+        raise
     port = free_port()
     base_env = {
         "REDIS_URL": server.url,
