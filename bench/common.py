@@ -154,6 +154,25 @@ class Procs:
         signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
 
 
+def run_json_child(
+    procs: Procs, name: str, module: str, spec: dict[str, Any], timeout: float, what: str
+) -> dict[str, Any]:
+    """Run `python -m module SPEC OUT` as a measured child: the spec in, its JSON report out."""
+    spec_path = procs.log_dir / f"{name}.spec.json"
+    out_path = procs.log_dir / f"{name}.out.json"
+    spec_path.write_text(json.dumps(spec))
+    out_path.unlink(missing_ok=True)
+    proc = procs.start(name, [sys.executable, "-m", module, str(spec_path), str(out_path)])
+    try:
+        proc.popen.wait(timeout)
+    finally:
+        procs.stop(proc)
+    if proc.popen.returncode != 0 or not out_path.exists():
+        raise RuntimeError(f"{what} failed ({proc.popen.returncode}):\n{proc.tail()}")
+    report: dict[str, Any] = json.loads(out_path.read_text())
+    return report
+
+
 def wait_for(
     predicate: Callable[[], Any],
     timeout: float,

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import Procs, latency_summary
+from bench.common import Procs, latency_summary, run_json_child
 from bench.procfs import tree_cpu_seconds
 
 
@@ -107,20 +107,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 def run(procs: Procs, name: str, spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     """Run the floor as a child process with `spec`; its report."""
-    spec_path = procs.log_dir / f"{name}.spec.json"
-    out_path = procs.log_dir / f"{name}.out.json"
-    spec_path.write_text(json.dumps(spec))
-    out_path.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "bench.httpfloor", str(spec_path), str(out_path)]
-    proc = procs.start(name, argv)
-    try:
-        proc.popen.wait(timeout)
-    finally:
-        procs.stop(proc)
-    if proc.popen.returncode != 0 or not out_path.exists():
-        raise RuntimeError(f"httpx floor failed ({proc.popen.returncode}):\n{proc.tail()}")
-    report: dict[str, Any] = json.loads(out_path.read_text())
-    return report
+    return run_json_child(procs, name, "bench.httpfloor", spec, timeout, "httpx floor")
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from bench.common import Procs, latency_summary, raise_file_limit
+from bench.common import Procs, latency_summary, raise_file_limit, run_json_child
 from bench.procfs import machine_busy_seconds, tree_cpu_seconds
 from worker.sandbox.loadcheck import take_response
 
@@ -289,19 +289,7 @@ class Generator:
 
 def run(procs: Procs, name: str, spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     """Run the generator as a child process with `spec`; its report."""
-    spec_path = procs.log_dir / f"{name}.spec.json"
-    out_path = procs.log_dir / f"{name}.out.json"
-    spec_path.write_text(json.dumps(spec))
-    out_path.unlink(missing_ok=True)
-    proc = procs.start(name, [sys.executable, "-m", "bench.loadgen", str(spec_path), str(out_path)])
-    try:
-        proc.popen.wait(timeout)
-    finally:
-        procs.stop(proc)
-    if proc.popen.returncode != 0 or not out_path.exists():
-        raise RuntimeError(f"load generator failed ({proc.popen.returncode}):\n{proc.tail()}")
-    report: dict[str, Any] = json.loads(out_path.read_text())
-    return report
+    return run_json_child(procs, name, "bench.loadgen", spec, timeout, "load generator")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +84,19 @@ BUCKETS: dict[str, list[Rule]] = {
 }
 
 
+def stacks(path: Path) -> Iterator[tuple[str, int]]:
+    """(stack, samples) for each line of a py-spy collapsed-stack file."""
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            yield stack, int(count)
+
+
 def buckets(path: Path, kind: str) -> list[list[Any]]:
     """Share of samples per bucket of BUCKETS[kind], largest first."""
     found: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
+    for stack, n in stacks(path):
         total += n
         frames = stack.split(";")
         name = next(
@@ -144,11 +149,7 @@ def summarize(path: Path, top: int = 15, kind: str | None = None) -> dict[str, A
     inclusive: Counter[str] = Counter()
     owners: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
+    for stack, n in stacks(path):
         total += n
         frames = [_short(f) for f in stack.split(";")]
         own[frames[-1]] += n

@@ -44,8 +44,8 @@ def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None
 
 
 def _still_eligible(rt: Runtime, sdr_id: str) -> bool:
-    """Ask Leadterra again whether the SDR exists and has Gmail connected."""
-    rt.rotation.invalidate()
+    """Ask Leadterra again whether the SDR exists and has Gmail connected (and refresh the
+    cached roster with the answer, which replaces it whole)."""
     sdrs = rt.leadterra.list_sdrs()
     rt.rotation.store_roster(sdrs)
     return any(s.id == sdr_id and s.gmail_connected for s in sdrs)

@@ -21,17 +21,11 @@ from typing import Any
 
 from tests.support.service import SECRET, Service, start_service
 from tests.support.wait import wait_until
+from worker.cli.demo import MIX as DEMO_MIX
 from worker.queueing import assign_message, task_message
 
 ASSIGN = "POST /v1/replies/{id}/assign"
-MIX = {
-    "interested": 0.6,
-    "not_interested": 0.15,
-    "out_of_office": 0.1,
-    "bounce": 0.05,
-    "unsubscribe": 0.05,
-    "referral": 0.05,
-}
+MIX = DEMO_MIX  # the demo's mix of classifications: 60% interested
 
 
 @dataclass
