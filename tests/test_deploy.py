@@ -71,3 +71,13 @@ def test_docker_compose_validates_the_file_offline() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stderr
+
+
+def test_the_runtime_install_pulls_what_kombus_redis_transport_imports() -> None:
+    """kombu's Redis transport imports `packaging`, declared only by its `redis` extra: the
+    project must ask for that extra, or a runtime-only install cannot start a worker."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("kombu[redis]") for dep in project["dependencies"])
+    assert any(dep.startswith("celery[redis]") for dep in project["dependencies"])
