@@ -9,6 +9,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY worker ./worker
+COPY leadterra_sandbox ./leadterra_sandbox
 RUN pip install . && useradd --system --uid 10001 leadrouter
 
 USER leadrouter

@@ -4,8 +4,8 @@
     durable   read the body, verify the HMAC, one async Redis LPUSH, answer 202: the least a
               durable receiver can do
 
-Both run under `worker.server.serve` (same uvicorn flags, the same GuardedProtocol) with HOST
-and PORT from the environment, and answer with a small JSON body, as the receiver does.
+Both run under `worker.receiver.server.serve` (same uvicorn flags, the same GuardedProtocol) with
+HOST and PORT from the environment, and answer with a small JSON body, as the receiver does.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def stack_app() -> App:
 def durable_app(redis_url: str, secret: str, queue: str) -> App:
     import redis.asyncio as aioredis
 
-    # the receiver's pool: blocking, 64 connections (worker/web.py redis_for_web)
+    # the receiver's pool: blocking, 64 connections (worker/receiver/web.py redis_for_web)
     pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=3)
     client = aioredis.Redis(connection_pool=pool)
     key = secret.encode()
@@ -95,7 +95,7 @@ def durable_app(redis_url: str, secret: str, queue: str) -> App:
 
 def main() -> None:
     from config.settings import load_settings
-    from worker.server import serve
+    from worker.receiver.server import serve
 
     kind = sys.argv[1]
     settings = load_settings()

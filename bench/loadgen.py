@@ -28,8 +28,8 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from bench.common import Procs, latency_summary, raise_file_limit, run_json_child
+from bench.loadcheck import take_response
 from bench.procfs import machine_busy_seconds, tree_cpu_seconds
-from worker.sandbox.loadcheck import take_response
 
 BODY = (
     '{"event":"reply.received","timestamp":"%(ts)s","data":{"reply":{"id":"%(id)s",'

@@ -69,7 +69,7 @@ BUCKETS: dict[str, list[Rule]] = {
         ("Redis EVALSHA (redis-py asyncio)", ("AsyncScript", "redis/"), False),
         ("task message: json + base64 + uuid4", ("assign_message",), False),
         ("HMAC verify", ("signature.py",), False),
-        ("parse + decide (json)", ("worker/webhook.py",), False),
+        ("parse + decide (json)", ("worker/receiver/webhook.py",), False),
         ("answer: JSONResponse + log + metrics", ("Receiver.answer",), False),
         ("read body (asyncio.timeout)", ("read_body",), False),
         ("handler, the rest", ("Receiver.webhook",), False),

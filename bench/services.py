@@ -1,9 +1,9 @@
 """The processes under test, started the way the service starts them.
 
-Redis (`redis-server` on a free port, no persistence), the Leadterra sandbox
-(`python -m worker.sandbox`), and the service's own processes (`python -m worker web|worker|beat`)
-with the environment the README documents. A worker counts as ready when its consumer connection
-is blocked in BRPOP on the queues (seen in Redis's CLIENT LIST), with no change to the service.
+Redis (`redis-server` on a free port, no persistence), the Leadterra sandbox (`python -m
+leadterra_sandbox`), and the service's own processes (`python -m worker web|worker|beat`) with the
+environment the README documents. A worker counts as ready when its consumer connection is blocked
+in BRPOP on the queues (seen in Redis's CLIENT LIST), with no change to the service.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import httpx
 import redis
 
 from bench.common import Proc, Procs, say, wait_for
+from leadterra_sandbox.client import SandboxControl
 from worker.embedded_redis import EmbeddedRedis, free_port
-from worker.sandbox.client import SandboxControl
 
 SECRET = "whsec_bench_0123456789abcdef"
 API_KEY = "sk_test_workspace"
@@ -110,7 +110,7 @@ def start_sandbox(
 ) -> Sandbox:
     api, control_port = free_port(), free_port()
     argv = [
-        sys.executable, "-m", "worker.sandbox",
+        sys.executable, "-m", "leadterra_sandbox",
         "--port", str(api), "--control-port", str(control_port),
         "--sdrs", str(sdrs), "--disconnected", str(disconnected),
         "--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms),

@@ -7,7 +7,7 @@ from structlog.testing import capture_logs
 from tests.conftest import make_settings
 from tests.support.fake_leadterra import FakeLeadterra
 from worker import errors
-from worker.assign import assign
+from worker.routing.assign import assign
 from worker.runtime import Runtime
 
 

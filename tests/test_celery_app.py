@@ -1,5 +1,5 @@
 from tests.conftest import make_settings
-from worker.celery_app import (
+from worker.jobs.celery_app import (
     TASK_ASSIGN,
     TASK_CANARY,
     TASK_MAILBOXES,
@@ -10,9 +10,9 @@ from worker.celery_app import (
     create_celery,
     restore_interval,
 )
+from worker.jobs.tasks import register
 from worker.keys import QUEUE_ASSIGN, QUEUE_FOLLOWUPS
 from worker.runtime import Runtime
-from worker.tasks import register
 
 
 def test_the_reliable_delivery_baseline_is_set_on_the_app() -> None:

@@ -13,8 +13,8 @@ import redis
 from click.testing import CliRunner, Result
 
 from worker.cli.main import cli
-from worker.deadletter import DeadLetter, DeadLetters
 from worker.embedded_redis import EmbeddedRedis
+from worker.jobs.deadletter import DeadLetter, DeadLetters
 from worker.keys import QUEUE_ASSIGN, Keys
 
 pytestmark = pytest.mark.integration

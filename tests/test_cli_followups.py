@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from leadterra_sandbox.client import SandboxControl
+from leadterra_sandbox.process import SandboxProcess
 from worker.cli.main import cli
-from worker.models import iso_ms
-from worker.sandbox.client import SandboxControl
-from worker.sandbox.process import SandboxProcess
+from worker.leadterra.models import iso_ms
 
 pytestmark = pytest.mark.integration
 

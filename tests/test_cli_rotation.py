@@ -16,10 +16,10 @@ from tests.conftest import make_settings
 from worker.cli.main import cli
 from worker.embedded_redis import EmbeddedRedis
 from worker.keys import Keys
-from worker.models import Sdr
-from worker.policy import PolicySource
-from worker.roster import parse_roster
-from worker.rotation import Policy, Rotation
+from worker.leadterra.models import Sdr
+from worker.routing.policy import PolicySource
+from worker.routing.roster import parse_roster
+from worker.routing.rotation import Policy, Rotation
 
 pytestmark = pytest.mark.integration
 

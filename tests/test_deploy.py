@@ -20,8 +20,14 @@ def test_the_procfile_has_web_worker_beat_and_the_sandbox() -> None:
 
 def test_compose_runs_the_same_commands_as_the_procfile() -> None:
     entries = procfile()
-    for name in ("web", "worker", "beat", "sandbox"):
+    for name in ("web", "worker", "beat"):
         assert COMPOSE["services"][name]["command"] == entries[name], name
+
+
+def test_the_sandbox_binds_loopback_except_in_the_compose_demo_profile() -> None:
+    """It can post signed webhooks: only the demo profile's container exposes it."""
+    assert "--host" not in procfile()["sandbox"]
+    assert COMPOSE["services"]["sandbox"]["command"] == procfile()["sandbox"] + " --host 0.0.0.0"
 
 
 def test_the_run_command_starts_what_the_procfile_names() -> None:

@@ -1,4 +1,5 @@
-"""worker/followups.py against fakeredis and a per-SDR fake Leadterra behind httpx.MockTransport."""
+"""worker/followups/poll.py against fakeredis and a per-SDR fake Leadterra behind
+httpx.MockTransport."""
 
 from __future__ import annotations
 
@@ -18,9 +19,17 @@ from structlog.testing import capture_logs
 
 from tests.conftest import API_KEY, make_settings
 from worker import errors
-from worker.followups import PollResult, claim, note_for, poll, route, sdr_scopes, terminal_reason
-from worker.leadterra import LeadterraClient
-from worker.models import FollowUp, Thread
+from worker.followups.poll import (
+    PollResult,
+    claim,
+    note_for,
+    poll,
+    route,
+    sdr_scopes,
+    terminal_reason,
+)
+from worker.leadterra.client import LeadterraClient
+from worker.leadterra.models import FollowUp, Thread
 from worker.runtime import Runtime
 
 SDR_KEYS = {"sdr_1": "sk_sdr_one_123", "sdr_2": "sk_sdr_two_456"}
@@ -819,7 +828,7 @@ def test_a_followup_due_off_hours_but_routed_during_hours_is_notified_now(
         def now(cls, tz: Any = None) -> Clock:  # type: ignore[override]
             return cls.fromtimestamp(monday_ten.timestamp(), tz)
 
-    monkeypatch.setattr("worker.followups.datetime", Clock)
+    monkeypatch.setattr("worker.followups.poll.datetime", Clock)
     rt = make_rt(working_hours={"sdr_1": PARIS})
     notify = Notify()
     sunday_evening = "2030-06-02T18:00:00.000Z"

@@ -1,4 +1,5 @@
-"""worker/leadterra.py through httpx.MockTransport: requests sent, statuses mapped, no key leaks."""
+"""worker/leadterra/client.py through httpx.MockTransport: requests sent, statuses mapped, no key
+leaks."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from pydantic import SecretStr
 
 from tests.conftest import make_settings
 from worker import errors
-from worker.leadterra import USER_AGENT, AssignOutcome, LeadterraClient, parse_retry_after
-from worker.models import AssignResult
+from worker.leadterra.client import USER_AGENT, AssignOutcome, LeadterraClient, parse_retry_after
+from worker.leadterra.models import AssignResult
 
 BASE_URL = "https://leadterra.test"
 KEY = "sk_live_SECRET123"
@@ -442,7 +443,7 @@ def test_a_dot_id_cannot_climb_out_of_its_path(
     path = api.last.url.raw_path.decode()
     segments = path.split("/")
     assert segments[:4] == ["", "v1", "sdr", "followups"] and len(segments) == 6, (
-        f"BUG worker/leadterra.py:350-354 (_seg): id {dots!r} is sent as POST {path}; "
+        f"BUG worker/leadterra/client.py:350-354 (_seg): id {dots!r} is sent as POST {path}; "
         "quote() keeps '.', and httpx removes dot segments, so the id leaves its path "
         "segment. Fix: reject '', '.' and '..' ids (or send the dots as %2E)."
     )

@@ -1,4 +1,4 @@
-"""Mailbox health (worker/mailbox.py): each SDR's Gmail, checked with its own key."""
+"""Mailbox health (worker/routing/mailbox.py): each SDR's Gmail, checked with its own key."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from tests.conftest import API_KEY, make_settings
-from worker.leadterra import LeadterraClient
-from worker.mailbox import check_mailboxes
-from worker.models import Sdr
-from worker.rotation import NobodyEligible, Policy
+from worker.leadterra.client import LeadterraClient
+from worker.leadterra.models import Sdr
+from worker.routing.mailbox import check_mailboxes
+from worker.routing.rotation import NobodyEligible, Policy
 from worker.runtime import Runtime
 
 SDR_KEYS = {"sdr_1": "sk_sdr_one_1111", "sdr_2": "sk_sdr_two_2222", "sdr_3": "sk_sdr_three_333"}

@@ -1,4 +1,5 @@
-"""worker/models.py: every envelope the docs show, open enums, both timestamp forms, iso_ms."""
+"""worker/leadterra/models.py: every envelope the docs show, open enums, both timestamp forms,
+iso_ms."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.models import (
+from worker.leadterra.models import (
     AssignResult,
     FollowUp,
     GmailStatus,

@@ -1,4 +1,5 @@
-"""worker/notify.py through httpx.MockTransport: destinations, bodies, signature, error mapping."""
+"""worker/followups/notify.py through httpx.MockTransport: destinations, bodies, signature, error
+mapping."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import pytest
 from config.settings import Settings
 from tests.conftest import make_settings
 from worker import errors
-from worker.followups import note_for
-from worker.leadterra import USER_AGENT
-from worker.models import FollowUp, Thread
-from worker.notify import DELIVERY_HEADER, Notifier, delivery_id, slack_body, webhook_body
+from worker.followups.notify import DELIVERY_HEADER, Notifier, delivery_id, slack_body, webhook_body
+from worker.followups.poll import note_for
+from worker.leadterra.client import USER_AGENT
+from worker.leadterra.models import FollowUp, Thread
 
 WEBHOOK_URL = "https://hooks.example.test/leadrouter/followups"
 WEBHOOK_PATH = "/leadrouter/followups"

@@ -35,8 +35,8 @@ from starlette.testclient import TestClient
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from worker.health import stamp_heartbeat
 from worker.keys import Keys
-from worker.openapi import OPENAPI
-from worker.web import create_app
+from worker.receiver.openapi import OPENAPI
+from worker.receiver.web import create_app
 
 SETTINGS = make_settings()
 KEYS = Keys(SETTINGS.key_prefix)

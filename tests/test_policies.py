@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import make_settings
 from worker.keys import Keys
-from worker.models import Sdr
-from worker.policy import PolicySource
-from worker.rotation import NobodyEligible, Policy, Rotation
+from worker.leadterra.models import Sdr
+from worker.routing.policy import PolicySource
+from worker.routing.rotation import NobodyEligible, Policy, Rotation
 
 KEYS = Keys("test:")
 DAY0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

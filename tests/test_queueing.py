@@ -3,8 +3,8 @@ import json
 
 from celery import Celery
 
+from worker.jobs.queueing import ASSIGN_TASK, Delayed, assign_message, task_message
 from worker.keys import Keys
-from worker.queueing import ASSIGN_TASK, Delayed, assign_message, task_message
 
 KEYS = Keys("test:")
 

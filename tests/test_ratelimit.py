@@ -5,7 +5,7 @@ import pytest
 
 from worker.errors import RateLimited
 from worker.keys import Keys
-from worker.ratelimit import RateGate
+from worker.leadterra.ratelimit import RateGate
 
 KEYS = Keys("test:")
 

@@ -1,4 +1,5 @@
-"""The roster file (worker/roster.py) and the policy built from it (worker/policy.py)."""
+"""The roster file (worker/routing/roster.py) and the policy built from it
+(worker/routing/policy.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from structlog.testing import capture_logs
 
 from config.settings import ConfigError
 from tests.conftest import make_settings
-from worker import policy as policy_module
 from worker.keys import Keys
-from worker.policy import PolicySource, RosterSource
-from worker.roster import EMPTY, RosterError, load_roster, parse_roster
-from worker.rotation import account_hash
+from worker.routing import policy as policy_module
+from worker.routing.policy import PolicySource, RosterSource
+from worker.routing.roster import EMPTY, RosterError, load_roster, parse_roster
+from worker.routing.rotation import account_hash
 from worker.runtime import Runtime
 
 KEYS = Keys("test:")

@@ -4,8 +4,8 @@ import fakeredis
 import pytest
 
 from worker.keys import Keys
-from worker.models import Sdr
-from worker.rotation import NobodyEligible, Policy, Rotation, account_of
+from worker.leadterra.models import Sdr
+from worker.routing.rotation import NobodyEligible, Policy, Rotation, account_of
 
 KEYS = Keys("test:")
 

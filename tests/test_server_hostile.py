@@ -1,9 +1,9 @@
 """Hostile clients against the real receiver: `python -m worker web` on a port, over raw sockets.
 
-What the in-process tests cannot show: uvicorn with `GuardedProtocol` (worker/server.py) closes a
-connection whose headers trickle in past HEADER_TIMEOUT, or that sends nothing; the app answers a
-trickled body with 408 after BODY_TIMEOUT_SECONDS (worker/web.py) and a declared 10 MB body with
-413 before reading it; and a storm of garbage leaves the process serving.
+What the in-process tests cannot show: uvicorn with `GuardedProtocol` (worker/receiver/server.py)
+closes a connection whose headers trickle in past HEADER_TIMEOUT, or that sends nothing; the app
+answers a trickled body with 408 after BODY_TIMEOUT_SECONDS (worker/receiver/web.py) and a declared
+10 MB body with 413 before reading it; and a storm of garbage leaves the process serving.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from tests.support.procs import Proc, Stack, python_module, wait_http
 from tests.support.wait import wait_until
 from worker.embedded_redis import EmbeddedRedis, free_port
 from worker.keys import Keys
-from worker.server import HEADER_TIMEOUT
-from worker.web import BODY_TIMEOUT_SECONDS
+from worker.receiver.server import HEADER_TIMEOUT
+from worker.receiver.web import BODY_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ import random
 import pytest
 
 from worker.keys import Keys
-from worker.models import Sdr
-from worker.roster import parse_roster
-from worker.rotation import Policy, Rotation
-from worker.simulate import Swrr, read_decisions, simulate
+from worker.leadterra.models import Sdr
+from worker.routing.roster import parse_roster
+from worker.routing.rotation import Policy, Rotation
+from worker.routing.simulate import Swrr, read_decisions, simulate
 
 KEYS = Keys("test:")
 

@@ -7,10 +7,10 @@ from structlog.testing import capture_logs
 
 from tests.conftest import make_settings
 from tests.support.fake_leadterra import FakeLeadterra
-from worker.celery_app import TASK_ASSIGN, create_celery
+from worker.jobs.celery_app import TASK_ASSIGN, create_celery
+from worker.jobs.tasks import register
 from worker.keys import QUEUE_ASSIGN
 from worker.runtime import Runtime
-from worker.tasks import register
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from worker.embedded_redis import free_port
 from worker.keys import Keys
-from worker.web import create_app
+from worker.receiver.web import create_app
 
 KEYS = Keys("test:")
 

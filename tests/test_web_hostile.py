@@ -26,10 +26,10 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-import worker.web
+import worker.receiver.web
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from worker.keys import Keys
-from worker.web import create_app
+from worker.receiver.web import create_app
 
 PREVIOUS_SECRET = "whsec_old_9876543210"
 SETTINGS = make_settings(leadterra_webhook_secret_previous=PREVIOUS_SECRET)
@@ -657,7 +657,7 @@ def test_a_declared_length_of_any_number_of_digits_is_compared_exactly(
 
 
 def test_a_body_that_stops_arriving_is_408(app, sync, monkeypatch) -> None:
-    monkeypatch.setattr(worker.web, "BODY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(worker.receiver.web, "BODY_TIMEOUT_SECONDS", 0.2)
     body = valid_envelope()
     headers = [
         (b"content-length", str(len(body)).encode()),

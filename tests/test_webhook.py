@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from worker.webhook import Malformed, decide, parse
+from worker.receiver.webhook import Malformed, decide, parse
 
 POSITIVE = frozenset({"interested"})
 

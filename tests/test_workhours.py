@@ -1,4 +1,5 @@
-"""worker/workhours.py: day specs, validation, and working hours in the SDR's own time zone."""
+"""worker/routing/workhours.py: day specs, validation, and working hours in the SDR's own time
+zone."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 
 from config.settings import ConfigError
 from tests.conftest import make_settings
+from worker.routing.workhours import WorkingHours, hours_from_settings, parse_days
 from worker.runtime import Runtime
-from worker.workhours import WorkingHours, hours_from_settings, parse_days
 
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)
 PARIS = {"timezone": "Europe/Paris", "days": "mon-fri", "start": "09:00", "end": "17:00"}

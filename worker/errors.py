@@ -1,7 +1,7 @@
 """Every error the service raises, split by what the caller should do about it.
 
     ServiceError
-    ├── RetryableError            try again later; the policy in worker/retry.py decides when
+    ├── RetryableError            try again later; the policy in worker/jobs/retry.py decides when
     │   ├── RateLimited           429; carries the wait from Retry-After
     │   ├── ServerError           5xx
     │   ├── TransportFailure      timeout, refused or dropped connection

@@ -10,18 +10,18 @@ import redis
 from pydantic import SecretStr
 
 from config.settings import ConfigError, Settings
-from worker.deadletter import DeadLetters
-from worker.holds import Holds
+from worker.followups.notify import Notifier
+from worker.jobs.deadletter import DeadLetters
+from worker.jobs.holds import Holds
+from worker.jobs.queueing import Delayed
 from worker.keys import Keys
-from worker.leadterra import LeadterraClient
+from worker.leadterra.client import LeadterraClient
+from worker.leadterra.ratelimit import RateGate
 from worker.logs import get_logger
 from worker.metrics import Metrics
-from worker.notify import Notifier
-from worker.policy import PolicySource
-from worker.queueing import Delayed
-from worker.ratelimit import RateGate
-from worker.rotation import Rotation
-from worker.workhours import WorkingHours, hours_from_settings
+from worker.routing.policy import PolicySource
+from worker.routing.rotation import Rotation
+from worker.routing.workhours import WorkingHours, hours_from_settings
 
 log = get_logger("leadrouter.leadterra")
 

@@ -26,7 +26,7 @@ import pytest
 from tests.support.procs import BIN
 from tests.support.service import dead_letters
 from tests.support.wait import wait_until
-from worker.models import iso_ms
+from worker.leadterra.models import iso_ms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from leadterra_sandbox.sender_spec import SNIPPETS
 from tests.support.wait import wait_until
 from worker.embedded_redis import free_port
-from worker.sandbox.sender_spec import SNIPPETS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

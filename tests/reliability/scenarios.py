@@ -22,7 +22,7 @@ from typing import Any
 from tests.support.service import SECRET, Service, start_service
 from tests.support.wait import wait_until
 from worker.cli.demo import MIX as DEMO_MIX
-from worker.queueing import assign_message, task_message
+from worker.jobs.queueing import assign_message, task_message
 
 ASSIGN = "POST /v1/replies/{id}/assign"
 MIX = DEMO_MIX  # the demo's mix of classifications: 60% interested

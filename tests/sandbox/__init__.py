@@ -1,1 +1,1 @@
-"""Tests of the Leadterra sandbox (worker/sandbox)."""
+"""Tests of the Leadterra sandbox (leadterra_sandbox)."""

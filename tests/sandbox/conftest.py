@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from worker.sandbox.clock import Clock
-from worker.sandbox.process import SandboxProcess
-from worker.sandbox.seeding import seed_sdrs
-from worker.sandbox.state import State
-from worker.sandbox.world import World
+from leadterra_sandbox.clock import Clock
+from leadterra_sandbox.process import SandboxProcess
+from leadterra_sandbox.seeding import seed_sdrs
+from leadterra_sandbox.state import State
+from leadterra_sandbox.world import World
 
 WORKSPACE_KEY = "sk_test_workspace"
 SDRS = 6

@@ -13,11 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient as BaseTestClient
 from aiohttp.test_utils import TestServer
 
-from worker.sandbox.app import build_api_app
-from worker.sandbox.faults import FaultRule, Scripted
-from worker.sandbox.seeding import seed_replies
-from worker.sandbox.seeding_inbox import seed_followups, seed_threads
-from worker.sandbox.world import World
+from leadterra_sandbox.app import build_api_app
+from leadterra_sandbox.faults import FaultRule, Scripted
+from leadterra_sandbox.seeding import seed_replies
+from leadterra_sandbox.seeding_inbox import seed_followups, seed_threads
+from leadterra_sandbox.world import World
 
 TestClient = BaseTestClient[web.Request, web.Application]
 WORKSPACE_KEY = "sk_test_workspace"

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from leadterra_sandbox.client import ControlError
+from leadterra_sandbox.process import SandboxProcess, wait_until
 from worker import errors
-from worker.leadterra import LeadterraClient
-from worker.sandbox.client import ControlError
-from worker.sandbox.process import SandboxProcess, wait_until
+from worker.leadterra.client import LeadterraClient
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from worker.sandbox.__main__ import parse_args
-from worker.sandbox.process import SandboxProcess
-from worker.sandbox.server import Sandbox
+from leadterra_sandbox.__main__ import parse_args
+from leadterra_sandbox.process import SandboxProcess
+from leadterra_sandbox.server import Sandbox
 
 
 def test_the_command_line_sets_every_option() -> None:

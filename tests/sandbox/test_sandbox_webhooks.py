@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from worker.sandbox.process import SandboxProcess
+from leadterra_sandbox.process import SandboxProcess
 
 pytestmark = pytest.mark.integration
 

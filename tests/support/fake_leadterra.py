@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from worker.leadterra import LeadterraClient
+from worker.leadterra.client import LeadterraClient
 
 
 class FakeLeadterra:

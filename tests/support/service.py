@@ -10,11 +10,11 @@ from typing import Any
 
 import redis
 
+from leadterra_sandbox.process import SandboxProcess
 from tests.support.procs import Proc, Stack, wait_http
 from tests.support.wait import wait_until
 from worker.embedded_redis import EmbeddedRedis, free_port
 from worker.keys import Keys
-from worker.sandbox.process import SandboxProcess
 
 SECRET = "whsec_e2e_0123456789abcdef"
 PREFIX = "e2e:"

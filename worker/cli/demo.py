@@ -24,11 +24,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from leadterra_sandbox.client import SandboxControl
 from worker.cli.stack import SERVICE, Children, leadrouter_argv
 from worker.embedded_redis import free_port
 from worker.keys import Keys
-from worker.models import iso_ms
-from worker.sandbox.client import SandboxControl
+from worker.leadterra.models import iso_ms
 
 SDRS, DISCONNECTED = 6, 1
 MIX = {
@@ -121,7 +121,7 @@ def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
             [
                 sys.executable,
                 "-m",
-                "worker.sandbox",
+                "leadterra_sandbox",
                 "--port",
                 str(api),
                 "--control-port",

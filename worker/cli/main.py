@@ -6,11 +6,11 @@ import click
 
 from config.settings import settings_or_exit
 from worker.cli import processes
-from worker.cli.dlq import dlq
-from worker.cli.followups import followups
-from worker.cli.inspect import check, health, sdrs
-from worker.cli.rotation import rotation
+from worker.cli.dlq_commands import dlq
+from worker.cli.followup_commands import followups
+from worker.cli.rotation_commands import rotation
 from worker.cli.run import demo, run
+from worker.cli.status_commands import check, health, sdrs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

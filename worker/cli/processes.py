@@ -12,7 +12,7 @@ from typing import Any
 from celery import signals
 
 from config.settings import ConfigError, Settings
-from worker.celery_app import create_celery
+from worker.jobs.celery_app import create_celery
 from worker.keys import QUEUES
 from worker.logs import configure_logging, get_logger
 from worker.metrics import Metrics
@@ -59,8 +59,8 @@ def _flush_metrics_forever(settings: Settings, metrics: Metrics, client: Any) ->
 
 
 def run_web(settings: Settings) -> None:
-    from worker.server import serve
-    from worker.web import create_app
+    from worker.receiver.server import serve
+    from worker.receiver.web import create_app
 
     _logging(settings, "web")
     try:
@@ -74,8 +74,8 @@ def run_web(settings: Settings) -> None:
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    from worker.jobs.tasks import register
     from worker.runtime import Runtime
-    from worker.tasks import register
 
     _logging(settings, "worker")
     try:

@@ -1,0 +1,124 @@
+"""`leadrouter check`, `sdrs` and `rotation`: is it healthy, and what does the rotation see."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+import redis
+
+from config.settings import ConfigError, Settings, settings_or_exit
+from worker import errors
+from worker.cli.output import emit, fail, redis_or_fail
+from worker.keys import QUEUES, Keys
+from worker.leadterra.client import LeadterraClient
+from worker.runtime import Runtime
+
+
+def _runtime(settings: Settings) -> Runtime:
+    try:
+        return Runtime(settings, client=redis_or_fail(settings.redis_url))
+    except ConfigError as bad:
+        fail(str(bad))
+        raise
+
+
+@click.command()
+@click.option(
+    "--max-queue",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Fail when more assign tasks than this wait in the queue.",
+)
+def check(max_queue: int) -> None:
+    """Verify configuration, Redis, the Leadterra key and the queue depth; stop at the first
+    failure with a non-zero exit."""
+    settings = settings_or_exit()
+    try:
+        settings.require("leadterra_api_key")
+        Runtime(settings, client=redis.Redis.from_url(settings.redis_url))
+    except ConfigError as bad:
+        fail(f"config: {bad}")
+    click.echo("config: ok")
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        fail(f"redis: no answer at REDIS_URL ({type(exc).__name__})")
+    click.echo("redis: ok")
+    leadterra = LeadterraClient.from_settings(settings)
+    try:
+        sdrs = leadterra.list_sdrs()
+    except errors.AuthError:
+        fail("leadterra: the API key was refused (401/403): check LEADTERRA_API_KEY")
+    except errors.ServiceError as exc:
+        fail(f"leadterra: {exc}")
+    finally:
+        leadterra.close()
+    connected = sum(1 for s in sdrs if s.gmail_connected)
+    click.echo(f"leadterra: ok ({len(sdrs)} SDRs, {connected} with Gmail connected)")
+    keys = Keys(settings.key_prefix)
+    depths = {q: int(client.llen(keys.queue(q))) for q in QUEUES}
+    dead = int(client.hlen(keys.dlq))
+    if depths["assign"] > max_queue:
+        fail(f"queue: {depths['assign']} assign tasks waiting (more than {max_queue})")
+    click.echo(
+        f"queue: ok ({', '.join(f'{q} {n}' for q, n in depths.items())}; {dead} dead letter(s))"
+    )
+
+
+@click.command()
+def health() -> None:
+    """Exit 0 when Redis answers and a worker consumed beat's canary recently (for container
+    health checks of worker and beat); otherwise print why and exit 1."""
+    from worker.health import readiness_sync
+
+    settings = settings_or_exit()
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    ready, reason = readiness_sync(client, Keys(settings.key_prefix), settings)
+    if not ready:
+        fail(reason)
+    click.echo(reason)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def sdrs(as_json: bool) -> None:
+    """The SDR roster and each SDR's eligibility, as the rotation sees it now."""
+    settings = settings_or_exit()
+    rt = _runtime(settings)
+    try:
+        roster = rt.leadterra.list_sdrs()
+    except errors.ServiceError as exc:
+        fail(f"leadterra: {exc}")
+    rt.rotation.store_roster(roster)
+    policy = rt.policy.policy(datetime.now(UTC), None)
+    health = rt.rotation.mailbox_health()
+    state = rt.rotation.state()
+    rows = []
+    for sdr in sorted(roster, key=lambda s: s.id):
+        reason = None
+        if not sdr.gmail_connected:
+            reason = "not_connected"
+        elif sdr.id in policy.off:
+            reason = policy.off[sdr.id]
+        elif policy.use_health and health.get(sdr.id, "active") != "active":
+            reason = f"mailbox:{health[sdr.id]}"
+        rows.append(
+            {
+                "id": sdr.id,
+                "name": sdr.name,
+                "gmail": sdr.gmail_connected,
+                "eligible": reason is None,
+                "why_not": reason,
+                "weight": policy.weights.get(sdr.id, 1),
+                "picks": int(state.get(sdr.id, {}).get("count", 0)),
+            }
+        )
+    emit(
+        rows,
+        ["id", "name", "gmail", "eligible", "why_not", "weight", "picks"],
+        as_json=as_json,
+        title="SDRs",
+    )

@@ -1,0 +1,167 @@
+"""Poison on the broker: a message that cannot be decoded goes to the dead-letter list.
+
+Out of the box, kombu's Redis transport raises on an item that is not JSON after it has popped
+it (the worker dies, and the item is gone), and Celery logs and drops a message it cannot read.
+`Transport` (a kombu Redis transport whose channel dead-letters an undecodable item instead) and
+`Consumer` (a Celery consumer whose decode, unknown-task and invalid-task hooks dead-letter the
+message before acknowledging it) keep such messages for an operator, and the queue flows on.
+Both are selected in worker/jobs/celery_app.py. `_brpop_read` follows kombu 5.7.0's, which the
+project pins; tests/test_broker.py runs a real worker against it.
+"""
+
+# kombu's channel internals (_connparams, _queue_cycle...) are not in its type hints.
+# mypy: disable-error-code="attr-defined"
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from queue import Empty
+from typing import Any
+
+import redis
+from celery.worker.consumer import Consumer as CeleryConsumer
+from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+from worker.jobs.deadletter import DeadLetter, DeadLetters
+from worker.keys import Keys
+from worker.logs import get_logger
+
+log = get_logger("leadrouter.broker")
+MAX_RAW = 64 * 1024
+
+
+def poison_entry(queue: str, raw: bytes | str, error: Exception, task: str = "") -> DeadLetter:
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return DeadLetter(
+        id=f"poison:{digest}",
+        task=task or "(undecodable)",
+        queue=queue,
+        args=[data[:MAX_RAW].decode("utf-8", "replace")],
+        error=f"{type(error).__name__}: {str(error)[:300]}",
+        error_type="PoisonMessage",
+        attempts=1,
+        at=time.time(),
+    )
+
+
+def _store(url: str, prefix: str) -> DeadLetters:
+    return DeadLetters(redis.Redis.from_url(url), Keys(prefix))
+
+
+class Channel(kombu_redis.Channel):
+    """kombu's Redis channel, but an undecodable item is dead-lettered, not fatal."""
+
+    _poison_store: DeadLetters | None = None
+
+    def _dead_letter(self, queue: str, item: bytes, error: Exception) -> None:
+        if self._poison_store is None:  # a plain client: our keys carry the prefix themselves
+            pool = redis.ConnectionPool(**self._connparams())
+            self._poison_store = DeadLetters(
+                redis.Redis(connection_pool=pool), Keys(self.global_keyprefix)
+            )
+        entry = poison_entry(queue, item, error)
+        self._poison_store.add(entry)
+        log.error(
+            "task.poison",
+            queue=queue,
+            entry_id=entry.id,
+            error=entry.error,
+            outcome="dead_lettered",
+        )
+
+    def _brpop_read(self, **options: Any) -> bool:
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            try:
+                message = loads(bytes_to_str(item))
+                if not isinstance(message, dict):
+                    raise ValueError("the item is JSON but not a message object")
+                # builds kombu's Message, decoding the body (base64) before anyone tracks it
+                self.connection._deliver(message, dest)
+            except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+                self._dead_letter(dest, item, exc)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    _sync_client: Any = None
+    _sync_client_pool: Any = None
+
+    @contextlib.contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        """kombu builds a new Redis client object for every ack and every unacked put (two
+        per task, a few percent of a worker's CPU); one per channel and pool does the same
+        work. Redis client objects are thread-safe; a new pool after a reconnect gets a new
+        client."""
+        if client:
+            yield client
+            return
+        pool = self.pool
+        if self._sync_client is None or self._sync_client_pool is not pool:
+            self._sync_client = self._create_client()
+            self._sync_client_pool = pool
+        yield self._sync_client
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer, but what it cannot read is dead-lettered before it is dropped."""
+
+    def _dead_letter(self, message: Any, error: Exception, task: str = "") -> None:
+        try:
+            raw = (
+                message.body
+                if isinstance(message.body, bytes | str)
+                else json.dumps(message.body, default=str)
+            )
+        except Exception:  # whatever it is, keep what we can
+            raw = repr(message)
+        queue = (getattr(message, "delivery_info", None) or {}).get("routing_key", "?")
+        conf = self.app.conf
+        store = _store(conf.broker_url, conf.broker_transport_options.get("global_keyprefix", ""))
+        entry = poison_entry(str(queue), raw, error, task)
+        store.add(entry)
+        log.error(
+            "task.poison",
+            queue=queue,
+            entry_id=entry.id,
+            task=task or None,
+            error=entry.error,
+            outcome="dead_lettered",
+        )
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        self._dead_letter(message, exc)
+        message.ack()
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        self._dead_letter(message, ValueError("not a task message"))
+        super().on_unknown_message(body, message)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self._dead_letter(message, exc, str((message.headers or {}).get("task", "")))
+        super().on_unknown_task(body, message, exc)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self._dead_letter(message, exc, str((message.headers or {}).get("task", "")))
+        super().on_invalid_task(body, message, exc)

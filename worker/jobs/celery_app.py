@@ -1,0 +1,115 @@
+"""The Celery app, configured from `Settings` so that no accepted reply is lost or doubled.
+
+Each choice and its reason is in docs/celery.md. In short: late acks and reject-on-worker-lost
+(a crash puts the message back); prefetch 1 (slow I/O, no hoarding); JSON only; no result
+backend; a visibility timeout longer than any countdown (`Settings.max_countdown` is a third of
+it, longer waits are held in Redis); kombu's unacked sweep every few seconds instead of ~100 s;
+`max_connections` above the concurrency; and our own keys under the deployment's prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from config.settings import Settings
+from worker.keys import QUEUE_ASSIGN, QUEUE_DEFAULT, QUEUE_FOLLOWUPS
+
+TASK_ASSIGN = "leadrouter.assign_reply"
+TASK_POLL = "leadrouter.poll_followups"
+TASK_ROUTE = "leadrouter.route_followup"
+TASK_NOTIFY = "leadrouter.deliver_notification"
+TASK_RELEASE = "leadrouter.release_due"
+TASK_CANARY = "leadrouter.canary"
+TASK_MAILBOXES = "leadrouter.check_mailboxes"
+
+RELEASE_EVERY = 1.0
+CANARY_EVERY = 5.0
+TASK_TIME_LIMIT = 60
+
+
+def restore_interval(settings: Settings) -> int:
+    """Seconds between kombu's sweeps for messages a dead worker left unacked."""
+    return max(1, min(5, settings.visibility_timeout // 3))
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    schedule: dict[str, Any] = {
+        "release-delayed": {
+            "task": TASK_RELEASE,
+            "schedule": RELEASE_EVERY,
+            "options": {"expires": 5, "queue": QUEUE_DEFAULT},
+        },
+        "canary": {
+            "task": TASK_CANARY,
+            "schedule": CANARY_EVERY,
+            "options": {"expires": 10, "queue": QUEUE_DEFAULT},
+        },
+        "poll-followups": {
+            "task": TASK_POLL,
+            "schedule": settings.followup_poll_seconds,
+            "options": {"expires": settings.followup_poll_seconds, "queue": QUEUE_FOLLOWUPS},
+        },
+    }
+    if settings.leadterra_sdr_api_keys:
+        schedule["check-mailboxes"] = {
+            "task": TASK_MAILBOXES,
+            "schedule": float(settings.mailbox_health_seconds),
+            "options": {"expires": settings.mailbox_health_seconds, "queue": QUEUE_DEFAULT},
+        }
+    return {
+        "broker_url": settings.redis_url,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": restore_interval(settings),
+            "unacked_restore_throttle": 1,
+            "max_connections": settings.worker_concurrency + 20,
+            "socket_keepalive": True,
+            "socket_timeout": 30,
+            "socket_connect_timeout": 5,
+            "health_check_interval": 25,
+            "global_keyprefix": settings.key_prefix,
+        },
+        # kombu's Redis transport and Celery's consumer, with poison sent to the dead letters
+        "broker_transport": "worker.jobs.broker:Transport",
+        "worker_consumer": "worker.jobs.broker:Consumer",
+        "broker_connection_retry_on_startup": True,
+        "broker_pool_limit": settings.worker_concurrency + 10,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_store_errors_even_if_ignored": False,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_soft_shutdown_timeout": 30.0,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "task_time_limit": TASK_TIME_LIMIT,
+        "task_default_queue": QUEUE_DEFAULT,
+        "task_create_missing_queues": True,
+        "task_routes": {
+            TASK_ASSIGN: {"queue": QUEUE_ASSIGN},
+            TASK_POLL: {"queue": QUEUE_FOLLOWUPS},
+            TASK_ROUTE: {"queue": QUEUE_FOLLOWUPS},
+            TASK_NOTIFY: {"queue": QUEUE_FOLLOWUPS},
+        },
+        "beat_schedule": schedule,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app for this deployment; tasks are registered by `worker.jobs.tasks.register`."""
+    app = Celery("leadrouter", set_as_current=False, fixups=[])
+    app.conf.update(celery_config(settings))
+    return app

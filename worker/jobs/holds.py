@@ -1,0 +1,41 @@
+"""Replies held because no SDR can take them now: never dropped, checked again and again.
+
+A held reply is a `held` hash entry (since when, and why) plus its assign message waiting in
+the delayed set; beat's `release_due` puts it back on the queue every `HOLD_RECHECK_SECONDS`.
+The hash gives operators and /metrics the count and the age of the oldest held reply.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from worker.jobs.queueing import Delayed, assign_message
+from worker.keys import QUEUE_ASSIGN, Keys
+
+
+class Holds:
+    def __init__(self, client: redis.Redis, keys: Keys, delayed: Delayed, recheck: float) -> None:
+        self._redis = client
+        self._keys = keys
+        self._delayed = delayed
+        self._recheck = recheck
+
+    def hold(self, reply: dict[str, Any], reason: str, retries: int) -> None:
+        reply_id = str(reply["id"])
+        previous = self._redis.hget(self._keys.held, reply_id)
+        since = json.loads(previous)["since"] if previous else time.time()
+        entry = {"since": since, "reason": reason, "checked": time.time()}
+        self._redis.hset(self._keys.held, reply_id, json.dumps(entry))
+        message = assign_message(reply, retries=retries)
+        self._delayed.add(QUEUE_ASSIGN, message, time.time() + self._recheck)
+
+    def release(self, reply_id: str) -> None:
+        self._redis.hdel(self._keys.held, reply_id)
+
+    def list(self) -> dict[str, dict[str, Any]]:
+        raw = self._redis.hgetall(self._keys.held)
+        return {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}

@@ -1,0 +1,226 @@
+"""The receiver: Leadterra's webhooks in, task messages out, in well under Leadterra's 10 s.
+
+POST /webhooks/leadterra reads the body under a size cap and a time limit, verifies the signature
+over the raw bytes, decides (worker/receiver/webhook.py) and, for a positive reply, pushes the
+assign task and the dedupe marker in one atomic Redis call. Answers: 202 enqueued, 200 ignored or
+duplicate, 401 bad signature, 400/422 malformed, 408 too slow, 413 too large, 503 Redis down. Bad
+input is never a 500. /healthz, /readyz and /metrics are for operators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from config.settings import Settings
+from worker import signature
+from worker.health import readiness
+from worker.jobs.queueing import ENQUEUE_ONCE, assign_message
+from worker.keys import QUEUE_ASSIGN, Keys
+from worker.metrics import Metrics
+from worker.receiver.openapi import OPENAPI
+from worker.receiver.webhook import Malformed, decide, parse
+
+log = structlog.get_logger("leadrouter.web")
+SIGNATURE_HEADER = "x-leadterra-signature"
+BODY_TIMEOUT_SECONDS = 5.0
+REDIS_TIMEOUT = 5.0
+#: answers that leave the rest of the body unread: the connection is closed after them, or
+#: uvicorn would keep it open for as long as the client trickles that rest
+CLOSE_AFTER = frozenset({408, 413})
+
+
+class RequestContext:
+    """ASGI middleware: each request starts with fresh log context and its own request id."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            structlog.contextvars.clear_contextvars()
+            request_id = (
+                next(
+                    (v.decode("latin-1")[:64] for k, v in scope["headers"] if k == b"x-request-id"),
+                    None,
+                )
+                or uuid.uuid4().hex[:16]
+            )
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+        await self.app(scope, receive, send)
+
+
+class TooLarge(Exception):
+    """Raised when a body passes the cap."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or TooLarge as soon as it passes `limit` (before reading it all)."""
+    declared = request.headers.get("content-length", "")
+    # Headers are latin-1, where "²" passes isdigit() but not int(); and int() refuses more than
+    # 4300 digits, so a longer number than the limit's is too large by its length alone.
+    digits = declared.lstrip("0") if declared.isascii() and declared.isdigit() else ""
+    if len(digits) > len(str(limit)) or (digits and int(digits) > limit):
+        raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Receiver:
+    """The webhook endpoint's state: settings, the async Redis client, the enqueue script."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis, metrics: Metrics) -> None:
+        settings.require("leadterra_webhook_secret")
+        self.settings = settings
+        self.redis = client
+        self.keys = Keys(settings.key_prefix)
+        self.metrics = metrics
+        self.positive = frozenset(c.lower() for c in settings.positive_classifications)
+        self.secrets = [
+            s.get_secret_value()
+            for s in (settings.leadterra_webhook_secret, settings.leadterra_webhook_secret_previous)
+            if s is not None
+        ]
+        self.enqueue_once = client.register_script(ENQUEUE_ONCE)
+
+    def answer(self, status: int, outcome: str, started: float, **fields: Any) -> JSONResponse:
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        self.metrics.webhooks.labels(outcome).inc()
+        level = "warning" if status >= 400 and status != 413 else "info"
+        getattr(log, level)(
+            "webhook.received", outcome=outcome, status=status, duration_ms=duration_ms, **fields
+        )
+        body: dict[str, Any] = {"status": outcome}
+        if fields.get("reply_id") is not None:  # documented as a string: absent, never null
+            body["reply_id"] = fields["reply_id"]
+        if "error" in fields:
+            body["error"] = fields["error"]
+        headers = {"connection": "close"} if status in CLOSE_AFTER else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def webhook(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            raw = await read_body(request, self.settings.max_body_bytes)
+        except TooLarge:
+            return self.answer(413, "too_large", started, error="body too large")
+        except TimeoutError:
+            return self.answer(408, "too_slow", started, error="body not received in time")
+        except ClientDisconnect:  # gone mid-body: nobody reads this, but it is no 500
+            return self.answer(400, "disconnected", started, error="body not complete")
+        if not signature.verify(request.headers.get(SIGNATURE_HEADER), raw, self.secrets):
+            return self.answer(401, "bad_signature", started, error="missing or bad signature")
+        try:
+            decision = decide(parse(raw), self.positive, time.time())
+        except Malformed as bad:
+            return self.answer(bad.status, "malformed", started, error=str(bad))
+        ids = {"webhook_event": decision.event, "reply_id": decision.reply_id}
+        if decision.action == "ignore" or decision.payload is None:
+            return self.answer(
+                200,
+                "ignored",
+                started,
+                reason=decision.reason,
+                classification=decision.classification,
+                **ids,
+            )
+        message = assign_message(decision.payload)
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                fresh = await self.enqueue_once(
+                    keys=[self.keys.seen(str(decision.reply_id)), self.keys.queue(QUEUE_ASSIGN)],
+                    args=[
+                        message,
+                        self.settings.dedupe_ttl_seconds,
+                        str(decision.payload["acceptedAt"]),
+                    ],
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            return self.answer(
+                503,
+                "unavailable",
+                started,
+                error="queue unavailable",
+                cause=type(exc).__name__,
+                **ids,
+            )
+        if not fresh:
+            return self.answer(200, "duplicate", started, **ids)
+        return self.answer(202, "enqueued", started, **ids)
+
+
+def redis_for_web(settings: Settings) -> aioredis.Redis:
+    """An async Redis client whose pool waits for a connection instead of failing."""
+    # No socket_timeout: on Python 3.11 redis-py wraps every command in asyncio.wait_for,
+    # a Task per command (a tenth of the receiver's CPU). REDIS_TIMEOUT bounds each use instead.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=64,
+        timeout=3,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def create_app(
+    settings: Settings, *, client: aioredis.Redis | None = None, metrics: Metrics | None = None
+) -> Starlette:
+    """The ASGI app. Pass `client` and `metrics` in tests; the defaults are built here."""
+    redis_client = client or redis_for_web(settings)
+    metrics = metrics or Metrics()
+    receiver = Receiver(settings, redis_client, metrics)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        ready, reason = await readiness(redis_client, receiver.keys, settings)
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "reason": reason},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics_page(_: Request) -> Response:
+        text, content_type = await metrics.render(redis_client, receiver.keys)
+        return Response(text, media_type=content_type)
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await redis_client.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/leadterra", receiver.webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        middleware=[Middleware(RequestContext)],
+    )

@@ -1,0 +1,187 @@
+"""Which SDR gets a reply: one atomic Lua call per pick (worker/routing/lua/rotation.lua).
+
+The call remembers the pick per reply id, so a retry, a redelivery or a concurrent twin gets the
+same SDR and the rotation moves once per unique reply. Eligible SDRs are those with `gmailConnected`
+in `GET /v1/sdrs`, cached briefly in Redis; the policy (weights, caps, paused, away, sticky
+accounts, mailbox health) comes from worker/routing/policy.py and rides along as JSON, so the pick
+stays one round trip whatever the policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import redis
+
+from worker.keys import Keys
+from worker.leadterra.models import Sdr
+
+SCRIPT = files("worker.routing.lua").joinpath("rotation.lua").read_text(encoding="utf-8")
+FIXED_KEYS = 7
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the roster says right now; the default is plain round-robin."""
+
+    weights: dict[str, int] = field(default_factory=dict)
+    off: dict[str, str] = field(default_factory=dict)
+    #: SDR id -> (daily cap, that SDR's counter key for today in its own time zone)
+    caps: dict[str, tuple[int, str]] = field(default_factory=dict)
+    sticky_key: str | None = None
+    sticky_ttl: int = 0
+    account_hash: str = ""
+    use_health: bool = False
+    roster_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The outcome of a pick. `kind` is picked, prior (remembered) or done (already handled)."""
+
+    kind: str
+    sdr_id: str | None
+    rule: str = ""
+    candidates: list[Any] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)
+    done: dict[str, Any] | None = None
+
+
+class NobodyEligible(Exception):
+    """Raised when no SDR can take the reply now; `excluded` says why each SDR is out."""
+
+    def __init__(self, excluded: dict[str, str]) -> None:
+        super().__init__("no eligible SDR")
+        self.excluded = excluded
+
+
+def account_of(email: str | None, by: str, free_mail: frozenset[str]) -> str | None:
+    """The sticky account of an address: its domain, or the address; never a free-mail domain."""
+    if by == "none" or not email or "@" not in email:
+        return None
+    address = email.strip().lower()
+    domain = address.rsplit("@", 1)[1]
+    if by == "email":
+        return address
+    return None if domain in free_mail else domain
+
+
+def account_hash(account: str) -> str:
+    return hashlib.sha1(account.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+class Rotation:
+    def __init__(self, client: redis.Redis, keys: Keys, *, pick_ttl: int, cache_ttl: int) -> None:
+        self._redis = client
+        self._keys = keys
+        self._pick_ttl = pick_ttl
+        self._cache_ttl = cache_ttl
+        self._script = client.register_script(SCRIPT)
+        self._refresh_lock = threading.Lock()
+        self.stream_max = 10000
+
+    # -- the SDR cache ------------------------------------------------------------------------
+
+    def store_roster(self, sdrs: list[Sdr]) -> None:
+        """Cache `GET /v1/sdrs` as [[id, connected], ...] in a stable order (by id)."""
+        entries = [[s.id, bool(s.gmail_connected)] for s in sorted(sdrs, key=lambda s: s.id)]
+        self._redis.set(self._keys.sdr_cache, json.dumps(entries), ex=self._cache_ttl)
+
+    def cached_roster(self) -> list[tuple[str, bool]] | None:
+        raw = self._redis.get(self._keys.sdr_cache)
+        return [(i, bool(c)) for i, c in json.loads(raw)] if raw else None
+
+    def invalidate(self) -> None:
+        self._redis.delete(self._keys.sdr_cache)
+
+    def forget(self, reply_id: str) -> None:
+        """Drop a remembered pick (its SDR turned out unable to take the reply)."""
+        self._redis.delete(self._keys.pick(reply_id))
+
+    # -- the pick -----------------------------------------------------------------------------
+
+    def _call(self, reply_id: str, policy: Policy) -> list[Any]:
+        keys = [
+            self._keys.sdr_cache,
+            self._keys.rotation_credit,
+            self._keys.rotation_count,
+            self._keys.pick(reply_id),
+            self._keys.done(reply_id),
+            self._keys.mailbox_health,
+            self._keys.decisions,
+        ]
+        doc: dict[str, Any] = {
+            "w": policy.weights,
+            "off": policy.off,
+            "health": 1 if policy.use_health else 0,
+            "roster": policy.roster_hash,
+            "account": policy.account_hash,
+            "stream_max": self.stream_max,
+        }
+        if policy.sticky_key:
+            keys.append(policy.sticky_key)
+            doc["sticky"] = len(keys)
+            doc["sticky_ttl"] = policy.sticky_ttl
+        caps = {}
+        for sdr_id, (cap, key) in policy.caps.items():
+            keys.append(key)
+            caps[sdr_id] = [cap, len(keys)]
+        doc["cap"] = caps
+        result: list[Any] = self._script(
+            keys=keys, args=[reply_id, self._pick_ttl, json.dumps(doc)]
+        )
+        return [r.decode() if isinstance(r, bytes) else r for r in result]
+
+    def pick(self, reply_id: str, policy: Policy, refresh: Callable[[], list[Sdr]]) -> Pick:
+        """The SDR for this reply; raises NobodyEligible when nobody can take it now."""
+        result = self._call(reply_id, policy)
+        if result[0] == "refresh":
+            with self._refresh_lock:
+                if self.cached_roster() is None:
+                    self.store_roster(refresh())
+            result = self._call(reply_id, policy)
+            if result[0] == "refresh":  # the cache expired between the two calls
+                self.store_roster(refresh())
+                result = self._call(reply_id, policy)
+        kind = result[0]
+        if kind == "done":
+            return Pick("done", None, done=json.loads(result[1]))
+        if kind == "prior":
+            return Pick("prior", result[1], rule="remembered")
+        if kind == "none":
+            raise NobodyEligible(json.loads(result[1]) or {})
+        return Pick(
+            "picked",
+            result[1],
+            rule=result[2],
+            candidates=json.loads(result[3]) or [],
+            excluded=json.loads(result[4]) or {},
+        )
+
+    # -- views for the CLI ----------------------------------------------------------------------
+
+    def mailbox_health(self) -> dict[str, str]:
+        """The last known Gmail health state per SDR (worker/routing/mailbox.py keeps it)."""
+        raw = self._redis.hgetall(self._keys.mailbox_health)
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def state(self) -> dict[str, dict[str, float]]:
+        """Each SDR's credit and pick count."""
+        out: dict[str, dict[str, float]] = {}
+        for field_name, key in (
+            ("credit", self._keys.rotation_credit),
+            ("count", self._keys.rotation_count),
+        ):
+            for raw_id, value in self._redis.hgetall(key).items():
+                out.setdefault(_text(raw_id), {})[field_name] = float(value)
+        return out
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
