@@ -190,7 +190,7 @@ def main() -> None:
         "--endpoint", nargs="+", choices=("sdrs", "assign", "due"), default=["sdrs", "assign"]
     )
     args = p.parse_args()
-    from leadterra_sandbox.__main__ import _loop_factory, raise_file_limit
+    from leadterra_sandbox.__main__ import loop_factory, raise_file_limit
 
     raise_file_limit()
     own = None if args.api else SandboxProcess.start(["--sdrs", "6", "--max-calls", "2000000"])
@@ -204,7 +204,7 @@ def main() -> None:
         for endpoint in args.endpoint:
             make = request_maker(endpoint, host, args.key, sdr_ids)
             pid = own.proc.pid if own else None
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 result = runner.run(
                     run_load(api_url, make, args.connections, args.seconds, args.warmup, pid)
                 )

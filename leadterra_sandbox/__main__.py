@@ -10,10 +10,12 @@ import resource
 import signal
 from collections.abc import Callable, Sequence
 
-from leadterra_sandbox.server import Options, Sandbox
-from worker.logs import configure_logging, get_logger
+import structlog
 
-log = get_logger("leadterra_sandbox")
+from leadterra_sandbox.logs import configure_logging
+from leadterra_sandbox.server import Options, Sandbox
+
+log = structlog.get_logger("leadterra_sandbox")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, str]:
@@ -96,7 +98,8 @@ async def serve(options: Options) -> None:
         log.info("sandbox.stopped")
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory when installed, else None (asyncio's); bench/loadcheck.py uses it."""
     try:
         import uvloop
     except ImportError:
@@ -106,12 +109,12 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     options, level = parse_args(argv)
-    configure_logging(level, secrets=[options.workspace_key], process="sandbox")
+    configure_logging(level, secret=options.workspace_key)
     raise_file_limit()
     # The world only grows during a run: rarer collections keep p99 latency flat under load.
     gc.freeze()
     gc.set_threshold(50_000, 20, 1000)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(options))
 
 

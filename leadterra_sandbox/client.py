@@ -9,25 +9,73 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Self, cast
 
 import httpx
 
-from leadterra_sandbox.client_base import ControlError, drop_none
-from leadterra_sandbox.client_webhooks import WebhookJobsControl
-from worker.leadterra.models import iso_ms
+from leadterra_sandbox.clock import iso_ms
 
 __all__ = ["ControlError", "SandboxControl"]
 
 
-class SandboxControl(WebhookJobsControl):
+class ControlError(Exception):
+    """Raised when the control API answers non-2xx; carries `status` and `body`."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"control API answered {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+def camel(arguments: Mapping[str, Any], /, **changed: Any) -> dict[str, Any]:
+    """A JSON body from a method's snake_case arguments (its `locals()`, plus `changed`):
+    names in camelCase, `self` and None values left out, `retry_after_date` sent as
+    `retryAfterFormat` ("date" or "seconds")."""
+    fields = {**arguments, **changed}
+    if "retry_after_date" in fields:
+        fields["retry_after_format"] = "date" if fields.pop("retry_after_date") else "seconds"
+    body = {}
+    for name, value in fields.items():
+        if name != "self" and value is not None:
+            head, *rest = name.split("_")
+            body[head + "".join(part.title() for part in rest)] = value
+    return body
+
+
+class SandboxControl:
     """Drive a running sandbox through its control URL, e.g. `http://127.0.0.1:8091`."""
+
+    def __init__(
+        self,
+        control_url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.control_url = control_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.control_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, body: Any = None, params: Any = None) -> dict[str, Any]:
+        response = self._http.request(method, f"/_control{path}", json=body, params=params)
+        data = response.json() if response.content else None
+        if response.status_code >= 300:
+            raise ControlError(response.status_code, data)
+        return cast(dict[str, Any], data)  # every control answer is a JSON object
 
     # -- process ------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/health"))
+        return self._call("GET", "/health")
 
     def wait_ready(self, timeout: float = 15.0) -> dict[str, Any]:
         """Poll /health until it answers; the last error is raised after `timeout` seconds."""
@@ -49,10 +97,10 @@ class SandboxControl(WebhookJobsControl):
         self._call("POST", "/reset")
 
     def state(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/state"))
+        return self._call("GET", "/state")
 
     def summary(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/summary"))
+        return self._call("GET", "/summary")
 
     def handoffs(self, reply_id: str | None = None) -> list[dict[str, Any]]:
         found = self.state()["handoffs"]
@@ -71,13 +119,12 @@ class SandboxControl(WebhookJobsControl):
         """SDRs as given (`id, name, email, gmailConnected, gmailEmail, healthState, apiKey,
         lastSyncedAt, lastSyncError`), or `count` default SDRs with the last `disconnected`
         lacking Gmail."""
-        body: dict[str, Any] = {"mode": mode}
-        body.update(
+        body = (
             {"sdrs": sdrs}
             if sdrs is not None
             else {"count": count or 0, "disconnected": disconnected}
         )
-        return list(self._call("POST", "/sdrs", body).get("sdrs", []))
+        return list(self._call("POST", "/sdrs", {**body, "mode": mode}).get("sdrs", []))
 
     def patch_sdr(self, sdr_id: str, **fields: Any) -> dict[str, Any]:
         """Change one SDR, camelCase fields: `patch_sdr("sdr_1", healthState="needs_reauth")`."""
@@ -98,11 +145,11 @@ class SandboxControl(WebhookJobsControl):
         mode: str = "upsert",
         **fields: Any,
     ) -> dict[str, Any]:
-        """Replies as given, or `count` replies `{prefix}000001...` sharing `fields`."""
+        """Replies as given, or `count` replies `{prefix}000001...` sharing (camelCase) `fields`."""
         if replies is not None:
-            return dict(self._call("POST", "/replies", {"replies": replies, "mode": mode}))
-        body = {**fields, **drop_none(count=count or 0, prefix=prefix), "mode": mode}
-        return dict(self._call("POST", "/replies", body))
+            return self._call("POST", "/replies", {"replies": replies, "mode": mode})
+        bulk = camel({"count": count or 0, "prefix": prefix, "mode": mode})
+        return self._call("POST", "/replies", {**fields, **bulk})
 
     def add_campaigns(self, campaign_ids: list[str]) -> None:
         self._call("POST", "/campaigns", {"campaignIds": campaign_ids})
@@ -122,15 +169,9 @@ class SandboxControl(WebhookJobsControl):
     ) -> dict[str, Any]:
         """Follow-ups as given, or `per_sdr` per SDR spread over [now+from, now+to]."""
         if followups is not None:
-            return dict(self._call("POST", "/followups", {"followups": followups}))
-        body = drop_none(
-            perSdr=per_sdr or 0,
-            sdrIds=sdr_ids,
-            statuses=dict(statuses) if statuses else None,
-            dueFromSeconds=due_from_seconds,
-            dueToSeconds=due_to_seconds,
-        )
-        return dict(self._call("POST", "/followups", body))
+            return self._call("POST", "/followups", {"followups": followups})
+        statuses = dict(statuses) if statuses else None
+        return self._call("POST", "/followups", camel(locals(), per_sdr=per_sdr or 0))
 
     # -- faults, outages, clock ---------------------------------------------------------------
 
@@ -149,19 +190,7 @@ class SandboxControl(WebhookJobsControl):
         phase: str = "before",
     ) -> dict[str, Any]:
         """Replace the fault rule of `endpoint` (a template like `GET /v1/sdrs`, or `*`)."""
-        body = drop_none(
-            endpoint=endpoint,
-            latencyMs=latency_ms,
-            jitterMs=jitter_ms,
-            errorRate=error_rate,
-            errorStatus=error_status,
-            rateLimitRate=rate_limit_rate,
-            retryAfter=retry_after,
-            retryAfterFormat="date" if retry_after_date else "seconds",
-            dropRate=drop_rate,
-            phase=phase,
-        )
-        return dict(self._call("POST", "/faults", body))
+        return self._call("POST", "/faults", camel(locals()))
 
     def fail_next(
         self,
@@ -176,50 +205,41 @@ class SandboxControl(WebhookJobsControl):
         phase: str = "before",
     ) -> dict[str, Any]:
         """The next `count` calls to `endpoint` get `status` (or are dropped, `drop=True`)."""
-        body = drop_none(
-            endpoint=endpoint,
-            count=count,
-            status=status,
-            retryAfter=retry_after,
-            retryAfterFormat="date" if retry_after_date else "seconds",
-            drop=drop,
-            latencyMs=latency_ms,
-            phase=phase,
-        )
-        return dict(self._call("POST", "/faults/next", body))
+        return self._call("POST", "/faults/next", camel(locals()))
 
     def drop_next(self, endpoint: str = "*", count: int = 1, phase: str = "before") -> None:
         self.fail_next(endpoint, count, drop=True, phase=phase)
 
     def clear_faults(self, endpoint: str | None = None) -> None:
-        self._call("DELETE", "/faults", params=drop_none(endpoint=endpoint))
+        self._call("DELETE", "/faults", params=camel(locals()))
 
     def faults(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/faults"))
+        return self._call("GET", "/faults")
 
     def refuse(self, seconds: float | None = None) -> dict[str, Any]:
         """Stop the API listener (connections refused) for `seconds`, or until `end_outage`."""
-        return dict(self._call("POST", "/outage", drop_none(mode="refuse", seconds=seconds)))
+        return self._call("POST", "/outage", camel(locals(), mode="refuse"))
 
     def error_outage(self, seconds: float | None = None, status: int = 503) -> dict[str, Any]:
-        body = drop_none(mode="error", seconds=seconds, status=status)
-        return dict(self._call("POST", "/outage", body))
+        return self._call("POST", "/outage", camel(locals(), mode="error"))
 
     def end_outage(self) -> dict[str, Any]:
-        return dict(self._call("DELETE", "/outage"))
+        return self._call("DELETE", "/outage")
 
     def clock(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/clock"))
+        return self._call("GET", "/clock")
 
     def advance_clock(self, seconds: float) -> dict[str, Any]:
-        return dict(self._call("POST", "/clock", {"advanceSeconds": seconds}))
+        return self._call("POST", "/clock", {"advanceSeconds": seconds})
 
     def set_clock_offset(self, seconds: float) -> dict[str, Any]:
-        return dict(self._call("POST", "/clock", {"offsetSeconds": seconds}))
+        return self._call("POST", "/clock", {"offsetSeconds": seconds})
 
     def set_now(self, moment: datetime | str) -> dict[str, Any]:
-        now = moment if isinstance(moment, str) else iso_ms(moment)
-        return dict(self._call("POST", "/clock", {"now": now}))
+        """Set sandbox time to `moment` (a datetime without a zone is UTC, as in ISO strings)."""
+        if isinstance(moment, datetime):
+            moment = iso_ms((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+        return self._call("POST", "/clock", {"now": moment})
 
     def settings(
         self,
@@ -227,10 +247,7 @@ class SandboxControl(WebhookJobsControl):
         followup_delay_seconds: float | None = None,
         allow_http_webhooks: bool | None = None,
     ) -> dict[str, Any]:
-        body = drop_none(
-            followupDelaySeconds=followup_delay_seconds, allowHttpWebhooks=allow_http_webhooks
-        )
-        return dict(self._call("POST", "/settings", body))
+        return self._call("POST", "/settings", camel(locals()))
 
     # -- the call log -------------------------------------------------------------------------
 
@@ -238,9 +255,56 @@ class SandboxControl(WebhookJobsControl):
         self, since: int = 0, endpoint: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """Every /v1 call after sequence number `since`, oldest first."""
-        params = drop_none(since=since, endpoint=endpoint, limit=limit)
-        return list(self._call("GET", "/calls", params=params)["calls"])
+        return list(self._call("GET", "/calls", params=camel(locals()))["calls"])
 
     def last_seq(self) -> int:
         """The sequence number of the latest call: pass it as `since` to see only newer ones."""
         return int(self._call("GET", "/calls", params={"limit": 1, "since": 1 << 62})["totalSeq"])
+
+    # -- webhook sender -----------------------------------------------------------------------
+
+    def send_webhooks(
+        self,
+        url: str,
+        secret: str,
+        count: int = 1,
+        *,
+        rate: float = 0.0,
+        concurrency: int = 10,
+        mix: Mapping[str, float] | None = None,
+        duplicate_share: float = 0.0,
+        redeliver_share: float = 0.0,
+        reply_ids: list[str] | None = None,
+        emails: list[str] | None = None,
+        reply_id_prefix: str | None = None,
+        email_domains: list[str] | None = None,
+        campaign_ids: list[str] | None = None,
+        timeout: float = 10.0,
+        retry_scale: float = 1.0,
+    ) -> dict[str, Any]:
+        """Start a job posting `count` signed `reply.received` events to `url`; its summary."""
+        body = camel(locals(), mix=dict(mix) if mix else None)
+        return self._call("POST", "/webhooks/send", body)
+
+    def webhook_job(self, job_id: str, deliveries: bool = True) -> dict[str, Any]:
+        params = None if deliveries else {"deliveries": "false"}
+        return self._call("GET", f"/webhooks/jobs/{job_id}", params=params)
+
+    def webhook_jobs(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/webhooks/jobs")["jobs"])
+
+    def cancel_webhook_job(self, job_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/webhooks/jobs/{job_id}")
+
+    def wait_webhook_job(
+        self, job_id: str, timeout: float = 60.0, deliveries: bool = True
+    ) -> dict[str, Any]:
+        """Poll until the job is no longer running; TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.webhook_job(job_id, deliveries=False)
+            if report["status"] != "running":
+                return self.webhook_job(job_id, deliveries=deliveries) if deliveries else report
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"webhook job {job_id} still running after {timeout} s")
+            time.sleep(0.05)

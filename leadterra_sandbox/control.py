@@ -1,8 +1,8 @@
-"""The control API (/_control/*, no auth) on its own port: seed, inspect, fault, reset.
+"""The control API (/_control/*, no auth) on its own port: seed, inspect, fault, reset, and steer
+the running sandbox (outages, the clock, settings, webhook-sender jobs).
 
 Answers are plain JSON objects (no `data` wrapper); errors are `{"error":{"code","message"}}`
-with 400, or 404 for an unknown id. Routes for faults, the clock and webhook jobs live in
-`control_ops`.
+with 400, or 404 for an unknown id or route.
 """
 
 from __future__ import annotations
@@ -10,21 +10,31 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from leadterra_sandbox.clock import iso_ms, parse_iso
 from leadterra_sandbox.errors import ApiError, invalid
+from leadterra_sandbox.faults import FaultRule, Scripted
 from leadterra_sandbox.responses import api_error, error, json_response
-from leadterra_sandbox.seeding import patch_sdr, seed_replies, seed_sdrs
-from leadterra_sandbox.seeding_inbox import seed_followups, seed_threads
-from worker.logs import get_logger
+from leadterra_sandbox.seeding import (
+    patch_sdr,
+    seed_followups,
+    seed_replies,
+    seed_sdrs,
+    seed_threads,
+)
+from leadterra_sandbox.sender import Job
+from leadterra_sandbox.sender_spec import SendSpec
 
 if TYPE_CHECKING:
     from leadterra_sandbox.server import Sandbox
 
-log = get_logger(__name__)
+log = structlog.get_logger(__name__)
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox")
 LIST_CAP = 10_000  # seed answers list the records only up to this many
+ROUTES = web.RouteTableDef()
 
 
 def sandbox_of(request: web.Request) -> Sandbox:
@@ -62,6 +72,7 @@ def _listed(name: str, items: list[Any]) -> dict[str, Any]:
     return body
 
 
+@ROUTES.get("/_control/health")
 async def health(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
     return json_response(
@@ -74,10 +85,12 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+@ROUTES.get("/_control/state")
 async def state(request: web.Request) -> web.Response:
     return json_response(sandbox_of(request).world.state.dump())
 
 
+@ROUTES.get("/_control/summary")
 async def summary(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
     world = sandbox.world
@@ -92,11 +105,13 @@ async def summary(request: web.Request) -> web.Response:
     )
 
 
+@ROUTES.post("/_control/reset")
 async def reset(request: web.Request) -> web.Response:
     await sandbox_of(request).reset()
     return json_response({"ok": True})
 
 
+@ROUTES.post("/_control/sdrs")
 async def put_sdrs(request: web.Request) -> web.Response:
     world = sandbox_of(request).world
     sdrs = seed_sdrs(world.state, await body_of(request))
@@ -104,6 +119,7 @@ async def put_sdrs(request: web.Request) -> web.Response:
     return json_response(_listed("sdrs", sdrs))
 
 
+@ROUTES.patch("/_control/sdrs/{id}")
 async def patch_one_sdr(request: web.Request) -> web.Response:
     state = sandbox_of(request).world.state
     sdr = patch_sdr(state, request.match_info["id"], await body_of(request))
@@ -112,6 +128,7 @@ async def patch_one_sdr(request: web.Request) -> web.Response:
     return json_response({"sdr": sdr.state()})
 
 
+@ROUTES.post("/_control/keys")
 async def put_key(request: web.Request) -> web.Response:
     """`{"key": "...", "sdrId": "sdr_1" | null}` adds a key; `{"key": ..., "revoke": true}`
     revokes one. Keys are never echoed back."""
@@ -128,11 +145,13 @@ async def put_key(request: web.Request) -> web.Response:
     return json_response({"added": True, "label": sdr_id or "workspace"})
 
 
+@ROUTES.post("/_control/replies")
 async def put_replies(request: web.Request) -> web.Response:
     replies = seed_replies(sandbox_of(request).world.state, await body_of(request))
     return json_response(_listed("replies", replies))
 
 
+@ROUTES.post("/_control/campaigns")
 async def put_campaigns(request: web.Request) -> web.Response:
     state = sandbox_of(request).world.state
     ids = (await body_of(request)).get("campaignIds")
@@ -142,17 +161,20 @@ async def put_campaigns(request: web.Request) -> web.Response:
     return json_response({"campaigns": sorted(state.campaigns)})
 
 
+@ROUTES.post("/_control/threads")
 async def put_threads(request: web.Request) -> web.Response:
     threads = seed_threads(sandbox_of(request).world.state, await body_of(request))
     return json_response(_listed("threads", threads))
 
 
+@ROUTES.post("/_control/followups")
 async def put_followups(request: web.Request) -> web.Response:
     world = sandbox_of(request).world
     followups = seed_followups(world.state, await body_of(request), world.rng)
     return json_response(_listed("followups", followups))
 
 
+@ROUTES.get("/_control/calls")
 async def get_calls(request: web.Request) -> web.Response:
     calls = sandbox_of(request).world.calls
     query = request.query
@@ -170,26 +192,162 @@ async def get_calls(request: web.Request) -> web.Response:
     return json_response({"calls": found, "lastSeq": last, "totalSeq": calls.seq})
 
 
-def build_control_app(sandbox: Sandbox) -> web.Application:
-    from leadterra_sandbox.control_ops import ROUTES as OPS
+def _seconds(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or value < 0:
+        raise invalid(f"{name} must be a non-negative number")
+    return float(value)
 
+
+@ROUTES.get("/_control/faults")
+async def get_faults(request: web.Request) -> web.Response:
+    world = sandbox_of(request).world
+    return json_response({**world.faults.snapshot(), "outage": world.outage.snapshot()})
+
+
+@ROUTES.post("/_control/faults")
+async def set_faults(request: web.Request) -> web.Response:
+    """One rule `{endpoint, latencyMs, ...}` or `{"rules": [...]}`; each replaces the rule
+    already set for its endpoint."""
+    faults = sandbox_of(request).world.faults
+    body = await body_of(request)
+    specs = body.get("rules", [body])
+    if not isinstance(specs, list):
+        raise invalid("rules must be a list")
+    rules = [FaultRule.from_json(spec) for spec in specs]
+    for rule in rules:
+        faults.set_rule(rule)
+    log.info("control.faults_set", endpoints=[r.endpoint for r in rules])
+    return json_response(faults.snapshot())
+
+
+@ROUTES.post("/_control/faults/next")
+async def script_faults(request: web.Request) -> web.Response:
+    faults = sandbox_of(request).world.faults
+    scripted = Scripted.from_json(await body_of(request))
+    faults.add_scripted(scripted)
+    log.info("control.faults_scripted", endpoint=scripted.endpoint, count=scripted.remaining)
+    return json_response(faults.snapshot())
+
+
+@ROUTES.delete("/_control/faults")
+async def clear_faults(request: web.Request) -> web.Response:
+    faults = sandbox_of(request).world.faults
+    faults.clear(request.query.get("endpoint"))
+    return json_response(faults.snapshot())
+
+
+@ROUTES.post("/_control/outage")
+async def set_outage(request: web.Request) -> web.Response:
+    """`{"mode": "refuse"|"error"|"none", "seconds"?: N, "status"?: 503}`."""
+    sandbox = sandbox_of(request)
+    body = await body_of(request)
+    mode, status = body.get("mode"), body.get("status", 503)
+    seconds = _seconds(body.get("seconds"), "seconds")
+    if not isinstance(status, int) or not 500 <= status <= 599:
+        raise invalid("status must be a 5xx status")
+    if mode == "refuse":
+        await sandbox.refuse(seconds)
+    elif mode == "error":
+        await sandbox.restore()
+        sandbox.set_error_outage(seconds, status)
+    elif mode in ("none", None):
+        await sandbox.restore()
+    else:
+        raise invalid("mode must be 'refuse', 'error' or 'none'")
+    return json_response(sandbox.world.outage.snapshot())
+
+
+@ROUTES.delete("/_control/outage")
+async def clear_outage(request: web.Request) -> web.Response:
+    sandbox = sandbox_of(request)
+    await sandbox.restore()
+    return json_response(sandbox.world.outage.snapshot())
+
+
+def _clock_body(request: web.Request) -> web.Response:
+    clock = sandbox_of(request).world.clock
+    return json_response({"now": iso_ms(clock.now()), "offsetSeconds": clock.offset})
+
+
+@ROUTES.get("/_control/clock")
+async def get_clock(request: web.Request) -> web.Response:
+    return _clock_body(request)
+
+
+@ROUTES.post("/_control/clock")
+async def set_clock(request: web.Request) -> web.Response:
+    """`{"advanceSeconds": S}`, `{"offsetSeconds": S}` or `{"now": ISO}`."""
+    clock = sandbox_of(request).world.clock
+    body = await body_of(request)
+    advance, offset = body.get("advanceSeconds"), body.get("offsetSeconds")
+    if isinstance(advance, int | float):
+        clock.advance(float(advance))
+    elif isinstance(offset, int | float):
+        clock.offset = float(offset)
+    elif (moment := parse_iso(body.get("now"))) is not None:
+        clock.set_now(moment)
+    else:
+        raise invalid("give advanceSeconds, offsetSeconds (numbers) or now (ISO 8601)")
+    log.info("control.clock_set", offset=clock.offset)
+    return _clock_body(request)
+
+
+@ROUTES.post("/_control/settings")
+async def set_settings(request: web.Request) -> web.Response:
+    """`{"followupDelaySeconds": S, "allowHttpWebhooks": bool}`, either or both."""
+    state = sandbox_of(request).world.state
+    body = await body_of(request)
+    delay = _seconds(body.get("followupDelaySeconds"), "followupDelaySeconds")
+    if delay is not None:
+        state.followup_delay = delay
+    allow = body.get("allowHttpWebhooks")
+    if isinstance(allow, bool):
+        state.allow_http_webhooks = allow
+    return json_response(
+        {
+            "followupDelaySeconds": state.followup_delay,
+            "allowHttpWebhooks": state.allow_http_webhooks,
+        }
+    )
+
+
+@ROUTES.post("/_control/webhooks/send")
+async def send_webhooks(request: web.Request) -> web.Response:
+    sender = sandbox_of(request).sender
+    job = sender.start(SendSpec.from_json(await body_of(request)))
+    return json_response(job.report(detail=False))
+
+
+def _job(request: web.Request) -> Job:
+    job = sandbox_of(request).sender.jobs.get(request.match_info["id"])
+    if job is None:
+        raise ApiError(404, "job_not_found", "no such webhook job")
+    return job
+
+
+@ROUTES.get("/_control/webhooks/jobs/{id}")
+async def get_job(request: web.Request) -> web.Response:
+    detail = request.query.get("deliveries", "true").lower() != "false"
+    return json_response(_job(request).report(detail=detail))
+
+
+@ROUTES.get("/_control/webhooks/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    jobs = sandbox_of(request).sender.jobs.values()
+    return json_response({"jobs": [job.report(detail=False) for job in jobs]})
+
+
+@ROUTES.delete("/_control/webhooks/jobs/{id}")
+async def cancel_job(request: web.Request) -> web.Response:
+    job = _job(request)
+    await sandbox_of(request).sender.cancel(job)
+    return json_response(job.report(detail=False))
+
+
+def build_control_app(sandbox: Sandbox) -> web.Application:
     app = web.Application(middlewares=[control_errors], client_max_size=64 * 1024 * 1024)
     app[SANDBOX] = sandbox
-    routes = [
-        ("GET", "/_control/health", health),
-        ("GET", "/_control/state", state),
-        ("GET", "/_control/summary", summary),
-        ("POST", "/_control/reset", reset),
-        ("POST", "/_control/sdrs", put_sdrs),
-        ("PATCH", "/_control/sdrs/{id}", patch_one_sdr),
-        ("POST", "/_control/keys", put_key),
-        ("POST", "/_control/replies", put_replies),
-        ("POST", "/_control/campaigns", put_campaigns),
-        ("POST", "/_control/threads", put_threads),
-        ("POST", "/_control/followups", put_followups),
-        ("GET", "/_control/calls", get_calls),
-        *OPS,
-    ]
-    for method, path, handler in routes:
-        app.router.add_route(method, path, handler)
+    app.add_routes(ROUTES)
     return app

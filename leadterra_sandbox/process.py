@@ -13,8 +13,7 @@ import re
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import IO
 
 from leadterra_sandbox.client import SandboxControl
@@ -89,14 +88,3 @@ class SandboxProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-
-def wait_until(
-    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02
-) -> None:
-    """Poll `predicate()` until it is truthy; AssertionError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)

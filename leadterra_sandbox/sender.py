@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import structlog
 
 from leadterra_sandbox.clock import iso_s
 from leadterra_sandbox.seeding import allocate, new_reply
 from leadterra_sandbox.sender_spec import MAX_ATTEMPTS, SNIPPETS, SendSpec
 from leadterra_sandbox.state import State
-from worker.logs import get_logger
 
-log = get_logger(__name__)
+log = structlog.get_logger(__name__)
 USER_AGENT = "Leadterra-Webhooks/1.0 (sandbox)"
 
 

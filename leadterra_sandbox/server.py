@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 
 from leadterra_sandbox.app import build_api_app
@@ -24,9 +25,8 @@ from leadterra_sandbox.seeding import seed_sdrs
 from leadterra_sandbox.sender import Sender
 from leadterra_sandbox.state import State
 from leadterra_sandbox.world import World
-from worker.logs import get_logger
 
-log = get_logger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass

@@ -15,8 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from leadterra_sandbox.app import build_api_app
 from leadterra_sandbox.faults import FaultRule, Scripted
-from leadterra_sandbox.seeding import seed_replies
-from leadterra_sandbox.seeding_inbox import seed_followups, seed_threads
+from leadterra_sandbox.seeding import seed_followups, seed_replies, seed_threads
 from leadterra_sandbox.world import World
 
 TestClient = BaseTestClient[web.Request, web.Application]

@@ -10,8 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from leadterra_sandbox.client import ControlError
-from leadterra_sandbox.process import SandboxProcess, wait_until
+from leadterra_sandbox.process import SandboxProcess
 from worker import errors
+from worker.deadline import wait_until
 from worker.leadterra.client import LeadterraClient
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,7 @@ from leadterra_sandbox import actions
 from leadterra_sandbox.calls import CallLog
 from leadterra_sandbox.clock import iso_ms, parse_iso
 from leadterra_sandbox.errors import ApiError
-from leadterra_sandbox.seeding import allocate, seed_replies
-from leadterra_sandbox.seeding_inbox import seed_followups, seed_threads
+from leadterra_sandbox.seeding import allocate, seed_followups, seed_replies, seed_threads
 from leadterra_sandbox.world import World
 
 SKIP = {"sdrId": "sdr_1", "category": "A", "skipIcpCheck": True}
