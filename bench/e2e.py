@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.common import Outcome, Proc, Procs, fresh_log_dir, say
+from bench.common import Outcome, children, say
 from bench.pipeline import httpx_floor, run_replies
 from bench.services import Service, start_redis, start_sandbox
+from worker.children import Child, Children
 
 NAME = "e2e"
 SDRS, DISCONNECTED = 10, 3
@@ -47,7 +48,7 @@ def settings(opts: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def deployment(procs: Procs) -> tuple[Service, Proc]:
+def deployment(procs: Children) -> tuple[Service, Child]:
     """Redis, the sandbox at 80-120 ms with 7 of 10 SDRs connected, and the receiver."""
     redis = start_redis(procs)
     sandbox = start_sandbox(
@@ -63,9 +64,9 @@ def run(opts: argparse.Namespace) -> Outcome:
     runs: dict[str, dict[str, Any]] = {}
     floors: dict[str, dict[str, Any]] = {}
     count, top = cfg["replies"], max(cfg["concurrency"])
-    with Procs(fresh_log_dir(NAME)) as procs:
+    with children(NAME) as procs:
         service, web = deployment(procs)
-        workers: list[Proc] = []
+        workers: list[Child] = []
         for c in cfg["concurrency"]:
             workers = service.start_workers(procs, 1, c, name=f"worker-c{c}")
             runs[f"c{c}"] = run_replies(
@@ -73,7 +74,7 @@ def run(opts: argparse.Namespace) -> Outcome:
             )
             if c != top:
                 for worker in workers:
-                    procs.stop(worker)
+                    worker.stop()
         best = max(r["assignments_per_s"] for r in runs.values())
         rate = round(best / 2, 1)
         half_count = max(50, min(count, int(rate * cfg["half_seconds"])))
@@ -82,7 +83,7 @@ def run(opts: argparse.Namespace) -> Outcome:
             procs, service, name="half", count=half_count, web=web, workers=workers, rate=rate
         )
         for worker in workers:
-            procs.stop(worker)
+            worker.stop()
         for client in FLOOR_CLIENTS:
             for c in cfg["concurrency"]:
                 floors[f"{client}-c{c}"] = httpx_floor(

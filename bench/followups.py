@@ -14,10 +14,12 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from bench.common import Outcome, Proc, Procs, fresh_log_dir, say, wait_for
+from bench.common import Outcome, children, say
 from bench.e2e import JITTER_MS, LATENCY_MS
 from bench.procfs import CpuMeter
 from bench.services import Service, sdr_keys, start_redis, start_sandbox
+from worker.children import Child
+from worker.deadline import wait_until
 
 NAME = "followups"
 THREADS = 32
@@ -48,8 +50,7 @@ def seed(service: Service, sdrs: int, per_sdr: int) -> int:
     return len(finished)
 
 
-def count_decisions(worker: Proc) -> int:
-    assert worker.log_path is not None
+def count_decisions(worker: Child) -> int:
     with worker.log_path.open(errors="replace") as log:
         return sum(1 for line in log if DECISION in line)
 
@@ -63,7 +64,7 @@ def run(opts: argparse.Namespace) -> Outcome:
     per_sdr = opts.followups_per_sdr or (50 if opts.quick else 200)
     total = sdrs * per_sdr
     out = Outcome(NAME, data={"settings": {"sdrs": sdrs, "per_sdr": per_sdr, "total": total}})
-    with Procs(fresh_log_dir(NAME)) as procs:
+    with children(NAME) as procs:
         sandbox = start_sandbox(procs, sdrs=sdrs, latency_ms=LATENCY_MS, jitter_ms=JITTER_MS)
         extra = {
             "LEADTERRA_SDR_API_KEYS": sdr_keys(sdrs),
@@ -79,16 +80,16 @@ def run(opts: argparse.Namespace) -> Outcome:
         beat = service.start_beat(procs)
         meter = CpuMeter({"worker": worker.pid, "beat": beat.pid}).start()
         started = datetime.now().timestamp()
-        wait_for(
+        wait_until(
             lambda: count_decisions(worker) >= total,
             max(120.0, total / 20),
-            f"{total} follow-up decisions",
             0.5,
-            [worker, beat],
+            what=f"{total} follow-up decisions",
+            alive=[worker, beat],
         )
         meter.stop()
-        procs.stop(beat)
-        procs.stop(worker)
+        beat.stop()
+        worker.stop()
         calls = sandbox.control.calls(since=since)
         events = list(worker.events())
     out.data["result"] = result = measure(events, calls, total, sdrs, started, meter)

@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 
-from bench.common import Procs, latency_summary, run_json_child
+from bench.common import latency_summary, run_json_child
 from bench.procfs import tree_cpu_seconds
+from worker.children import Children
 
 
 class Calls:
@@ -105,7 +106,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(procs: Procs, name: str, spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
+def run(procs: Children, name: str, spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     """Run the floor as a child process with `spec`; its report."""
     return run_json_child(procs, name, "bench.httpfloor", spec, timeout, "httpx floor")
 

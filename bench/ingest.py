@@ -13,8 +13,9 @@ import argparse
 from typing import Any
 
 from bench import loadgen
-from bench.common import Outcome, Procs, fresh_log_dir, say
+from bench.common import Outcome, children, say
 from bench.services import SECRET, Service, start_redis
+from worker.children import Children
 
 NAME = "ingest"
 TARGETS = ("receiver", "stack", "durable")
@@ -40,7 +41,7 @@ def settings(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure(
-    procs: Procs, service: Service, target: str, conns: int, cfg: dict[str, Any], server: int
+    procs: Children, service: Service, target: str, conns: int, cfg: dict[str, Any], server: int
 ) -> dict[str, Any]:
     service.redis.flush()
     spec = {
@@ -67,7 +68,7 @@ def run(opts: argparse.Namespace) -> Outcome:
     cfg = settings(opts)
     out = Outcome(NAME, data={"settings": cfg})
     results: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in TARGETS}
-    with Procs(fresh_log_dir(NAME)) as procs:
+    with children(NAME) as procs:
         redis = start_redis(procs)
         service = Service(redis)
         for target in TARGETS:
@@ -78,7 +79,7 @@ def run(opts: argparse.Namespace) -> Outcome:
             )
             for conns in cfg["connections"]:
                 results[target][conns] = measure(procs, service, target, conns, cfg, server.pid)
-            procs.stop(server)
+            server.stop()
     out.data["runs"] = {t: {str(c): r for c, r in v.items()} for t, v in results.items()}
     table(out, results, cfg["connections"])
     return out

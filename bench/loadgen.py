@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from bench.common import Procs, latency_summary, raise_file_limit, run_json_child
+from bench.common import latency_summary, raise_file_limit, run_json_child
 from bench.loadcheck import take_response
 from bench.procfs import machine_busy_seconds, tree_cpu_seconds
+from worker.children import Children
 
 BODY = (
     '{"event":"reply.received","timestamp":"%(ts)s","data":{"reply":{"id":"%(id)s",'
@@ -287,7 +288,7 @@ class Generator:
         return out
 
 
-def run(procs: Procs, name: str, spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
+def run(procs: Children, name: str, spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     """Run the generator as a child process with `spec`; its report."""
     return run_json_child(procs, name, "bench.loadgen", spec, timeout, "load generator")
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from bench import httpfloor, loadgen
-from bench.common import Proc, Procs, latency_summary, say
+from bench.common import latency_summary, say
 from bench.procfs import CpuMeter, peak_rss_mb
 from bench.services import API_KEY, SECRET, Service
+from worker.children import Child, Children
 
 WEBHOOK_CONNECTIONS = 50
 
@@ -32,13 +33,13 @@ def prepare(service: Service, prefix: str, count: int) -> None:
 
 
 def run_replies(
-    procs: Procs,
+    procs: Children,
     service: Service,
     *,
     name: str,
     count: int,
-    web: Proc,
-    workers: list[Proc],
+    web: Child,
+    workers: list[Child],
     rate: float | None = None,
 ) -> dict[str, Any]:
     """Send `count` replies (as fast as accepted, or at `rate`/s) and wait for every handoff."""
@@ -104,7 +105,7 @@ def run_replies(
 
 
 def httpx_floor(
-    procs: Procs, service: Service, *, name: str, count: int, concurrency: int, client: str
+    procs: Children, service: Service, *, name: str, count: int, concurrency: int, client: str
 ) -> dict[str, Any]:
     """The same assign calls from bare httpx (`async` or `threads`), against the same sandbox."""
     sandbox = service.sandbox

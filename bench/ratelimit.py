@@ -13,7 +13,7 @@ import bisect
 from typing import Any
 
 from bench import loadgen
-from bench.common import Outcome, Procs, fresh_log_dir, say
+from bench.common import Outcome, children, say
 from bench.e2e import DISCONNECTED, JITTER_MS, LATENCY_MS, SDRS
 from bench.procfs import CpuMeter
 from bench.services import PREFIX, SECRET, Service, start_redis, start_sandbox
@@ -37,7 +37,7 @@ def max_in_window(times: list[float], window: float = 1.0) -> tuple[int, float]:
 def run(opts: argparse.Namespace) -> Outcome:
     backlog = opts.rate_backlog or (300 if opts.quick else 2000)
     out = Outcome(NAME, data={"settings": {"backlog": backlog, "limit": LIMIT, "burst": BURST}})
-    with Procs(fresh_log_dir(NAME)) as procs:
+    with children(NAME) as procs:
         sandbox = start_sandbox(
             procs, sdrs=SDRS, disconnected=DISCONNECTED, latency_ms=LATENCY_MS, jitter_ms=JITTER_MS
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.common import Outcome, Procs, fresh_log_dir
+from bench.common import Outcome, children
 from bench.e2e import API_LATENCY_S, deployment
 from bench.pipeline import run_replies
 
@@ -32,7 +32,7 @@ def run(opts: argparse.Namespace) -> Outcome:
     cfg = {"replies": replies, "processes": counts, "total_threads": threads}
     out = Outcome(NAME, data={"settings": cfg})
     runs: dict[int, dict[str, Any]] = {}
-    with Procs(fresh_log_dir(NAME)) as procs:
+    with children(NAME) as procs:
         service, web = deployment(procs)
         for n in counts:
             workers = service.start_workers(procs, n, threads // n, name=f"worker-p{n}")
@@ -40,7 +40,7 @@ def run(opts: argparse.Namespace) -> Outcome:
                 procs, service, name=f"p{n}", count=replies, web=web, workers=workers
             )
             for worker in workers:
-                procs.stop(worker)
+                worker.stop()
     out.data["runs"] = {str(n): r for n, r in runs.items()}
     base = runs[counts[0]]["assignments_per_s"]
     for n in counts:

@@ -19,8 +19,10 @@ from typing import Any
 import httpx
 import redis
 
-from bench.common import Proc, Procs, say, wait_for
+from bench.common import say
 from leadterra_sandbox.client import SandboxControl
+from worker.children import Child, Children
+from worker.deadline import wait_http, wait_until
 from worker.embedded_redis import EmbeddedRedis, free_port
 
 SECRET = "whsec_bench_0123456789abcdef"
@@ -31,7 +33,7 @@ WEBHOOK_PATH = "/webhooks/leadterra"
 
 @dataclass
 class RedisServer:
-    proc: Proc
+    proc: Child
     url: str
 
     def client(self) -> redis.Redis:
@@ -58,11 +60,11 @@ class RedisServer:
             return sum(1 for c in client.client_list() if c.get("cmd") == "brpop")
 
 
-def start_redis(procs: Procs) -> RedisServer:
+def start_redis(procs: Children) -> RedisServer:
     folder = Path(tempfile.mkdtemp(prefix="leadrouter-bench-redis-"))
     procs.on_exit(lambda: shutil.rmtree(folder, ignore_errors=True))
     server = EmbeddedRedis(folder=folder)
-    proc = procs.start("redis", server.command(), log=False)
+    proc = procs.start("redis", server.command())
     client = redis.Redis.from_url(server.url, socket_connect_timeout=0.2)
 
     def answers() -> bool:
@@ -71,23 +73,23 @@ def start_redis(procs: Procs) -> RedisServer:
         except redis.RedisError:
             return False
 
-    wait_for(answers, 10, "redis", 0.05, [proc])
+    wait_until(answers, 10, 0.05, what="redis", alive=[proc])
     client.close()
     return RedisServer(proc, server.url)
 
 
 @dataclass
 class Sandbox:
-    proc: Proc
+    proc: Child
     api_url: str
     control: SandboxControl
 
-    def wait_handoffs(self, count: int, timeout: float, alive: list[Proc]) -> int:
+    def wait_handoffs(self, count: int, timeout: float, alive: list[Child]) -> int:
         def enough() -> int:
             handoffs = int(self.control.summary()["state"]["handoffs"])
             return handoffs if handoffs >= count else 0
 
-        return int(wait_for(enough, timeout, f"{count} handoffs", 0.25, alive))
+        return wait_until(enough, timeout, 0.25, what=f"{count} handoffs", alive=alive)
 
     def handoff_times(self) -> dict[str, float]:
         """Reply id -> when its (first) handoff was recorded, unix seconds."""
@@ -101,7 +103,7 @@ class Sandbox:
 
 
 def start_sandbox(
-    procs: Procs,
+    procs: Children,
     *,
     sdrs: int,
     disconnected: int = 0,
@@ -119,7 +121,7 @@ def start_sandbox(
     proc = procs.start("sandbox", argv)
     control = SandboxControl(f"http://127.0.0.1:{control_port}", timeout=120)
     procs.on_exit(control.close)
-    wait_for(_answers(control), 30, "sandbox", 0.1, [proc])
+    wait_until(_answers(control), 30, 0.1, what="sandbox", alive=[proc])
     return Sandbox(proc, f"http://127.0.0.1:{api}", control)
 
 
@@ -168,21 +170,21 @@ class Service:
             **overrides,
         }
 
-    def start_web(self, procs: Procs, **env: str) -> Proc:
+    def start_web(self, procs: Children, **env: str) -> Child:
         proc = procs.start("web", [sys.executable, "-m", "worker", "web"], self.env(**env))
-        wait_for(lambda: http_ok(self.url + "/healthz"), 30, "receiver /healthz", 0.1, [proc])
+        wait_http(self.url + "/healthz", 30, ok=(200,), alive=[proc])
         return proc
 
-    def start_floor(self, procs: Procs, kind: str) -> Proc:
+    def start_floor(self, procs: Children, kind: str) -> Child:
         """A bare ASGI floor (bench/floors.py) on this service's port and settings."""
         argv = [sys.executable, "-m", "bench.floors", kind]
         proc = procs.start(f"floor-{kind}", argv, self.env())
-        wait_for(lambda: http_ok(self.url + "/", any_status=True), 30, kind, 0.1, [proc])
+        wait_http(self.url + "/", 30, alive=[proc])
         return proc
 
     def start_workers(
-        self, procs: Procs, count: int, concurrency: int, name: str = "worker", **env: str
-    ) -> list[Proc]:
+        self, procs: Children, count: int, concurrency: int, name: str = "worker", **env: str
+    ) -> list[Child]:
         """`count` worker processes of `concurrency` threads each, consuming when returned."""
         before = self.redis.blocked_consumers()
         started = [
@@ -193,26 +195,18 @@ class Service:
             )
             for n in range(1, count + 1)
         ]
-        wait_for(
+        wait_until(
             lambda: self.redis.blocked_consumers() >= before + count,
             60,
-            f"{count} worker(s) consuming",
             0.1,
-            started,
+            what=f"{count} worker(s) consuming",
+            alive=started,
         )
         say(f"{count} worker process(es) x {concurrency} threads consuming")
         return started
 
-    def start_beat(self, procs: Procs, **env: str) -> Proc:
+    def start_beat(self, procs: Children, **env: str) -> Child:
         return procs.start("beat", [sys.executable, "-m", "worker", "beat"], self.env(**env))
-
-
-def http_ok(url: str, any_status: bool = False) -> bool:
-    try:
-        status = httpx.get(url, timeout=1.0).status_code
-    except httpx.HTTPError:
-        return False
-    return any_status or status == 200
 
 
 def sdr_keys(count: int) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.procs import procfile
-from worker.cli.stack import SERVICE
+from tests.support.service import procfile
+from worker.cli.run import SERVICE
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

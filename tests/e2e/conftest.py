@@ -22,6 +22,6 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     yield make
     for service in made:
         service.close()
-        for proc in service.stack.procs:  # pytest shows this only when the test failed
-            print(f"--- {proc.name} (exit {proc.popen.returncode}) ---")
-            print(proc.text()[-4000:])
+        for child in service.children:  # pytest shows this only when the test failed
+            print(f"--- {child.name} (exit {child.returncode}) ---")
+            print(child.tail(4000))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.support.service import SECRET, dead_letters
-from tests.support.wait import wait_until
+from worker.deadline import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

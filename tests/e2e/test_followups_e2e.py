@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import BIN
 from tests.support.service import dead_letters
-from tests.support.wait import wait_until
+from worker.children import BIN
+from worker.deadline import wait_until
 from worker.leadterra.models import iso_ms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -294,7 +294,7 @@ def test_due_followups_are_routed_once_skipped_when_finished_and_rescheduled_aga
             "--sdr",
             "sdr_1",
         ],
-        env=service.stack.env,
+        env=service.children.env,
         cwd=tmp_path,  # no developer .env
         capture_output=True,
         text=True,

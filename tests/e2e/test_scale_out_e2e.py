@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.service import SECRET
-from tests.support.wait import wait_until
+from worker.deadline import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.service import SECRET, Service, start_service
-from tests.support.wait import wait_until
 from worker.cli.demo import MIX as DEMO_MIX
+from worker.deadline import wait_until
 from worker.jobs.queueing import assign_message, task_message
 
 ASSIGN = "POST /v1/replies/{id}/assign"
@@ -407,7 +407,7 @@ def retries_used_up(log_dir: Path) -> Row:
         fixed = time.monotonic()
         replay = subprocess.run(
             [sys.executable, "-m", "worker", "dlq", "replay", "--all"],
-            env=service.stack.env,
+            env=service.children.env,
             capture_output=True,
             text=True,
             timeout=60,

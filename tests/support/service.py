@@ -1,4 +1,8 @@
-"""A deployment under test: a Redis of its own, the sandbox, and the Procfile's processes."""
+"""A deployment under test: a Redis of its own, the sandbox, and the Procfile's processes.
+
+The processes run as `Children` (worker/children.py): each in its own process group with its own
+log file, their JSON log lines readable as events, all stopped when the deployment closes.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,24 @@ from typing import Any
 import redis
 
 from leadterra_sandbox.process import SandboxProcess
-from tests.support.procs import Proc, Stack, wait_http
-from tests.support.wait import wait_until
+from worker.children import Child, Children
+from worker.deadline import wait_http, wait_until
 from worker.embedded_redis import EmbeddedRedis, free_port
 from worker.keys import Keys
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_e2e_0123456789abcdef"
 PREFIX = "e2e:"
+
+
+def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
+    """The Procfile's process types and their commands."""
+    entries = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
 
 
 @dataclass
@@ -26,7 +41,7 @@ class Service:
 
     redis_server: EmbeddedRedis
     sandbox: SandboxProcess
-    stack: Stack
+    children: Children
     port: int
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
@@ -50,14 +65,15 @@ class Service:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_server.url)
 
-    def start(self, name: str, **env: str) -> Proc:
-        proc = self.stack.start_procfile(name, **env)
+    def start(self, name: str, **env: str) -> Child:
+        """Start the Procfile's command for `name`; the receiver once it answers."""
+        child = self.children.start(name, procfile()[name], env)
         if name == "web":
-            wait_http(f"{self.base_url}/healthz", 30, proc)
-        return proc
+            wait_http(f"{self.base_url}/healthz", 30, alive=[child])
+        return child
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        found = self.stack.all_events()
+        found = [event for child in self.children for event in child.events()]
         return [e for e in found if name is None or e.get("event") == name]
 
     def handoffs(self) -> list[dict[str, Any]]:
@@ -67,9 +83,9 @@ class Service:
         path = (self.log_dir or Path("/nonexistent")) / "sandbox.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def procs(self, name: str) -> list[Proc]:
+    def procs(self, name: str) -> list[Child]:
         """The processes of one Procfile type started so far, oldest first."""
-        return [p for p in self.stack.procs if p.name == name]
+        return [child for child in self.children if child.name == name]
 
     def tally(self, interested: set[str]) -> dict[str, int]:
         """Assigned, duplicates and lost among `interested`, from the sandbox's handoffs."""
@@ -103,19 +119,9 @@ class Service:
         )
 
     def close(self) -> None:
-        self.stack.stop_all()
+        self.children.stop_all()
         self.sandbox.stop()
         self.redis_server.stop()
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        import httpx
-
-        wait_until(
-            lambda: httpx.get(f"{self.base_url}/readyz").status_code == 200,
-            timeout,
-            0.2,
-            what="readyz",
-        )
 
 
 def start_service(
@@ -156,7 +162,8 @@ def start_service(
         "LOG_LEVEL": "INFO",
         **env,
     }
-    service = Service(server, sandbox, Stack(log_dir / "logs", base_env), port, base_env, log_dir)
+    children = Children(log_dir / "logs", base_env, cwd=ROOT)
+    service = Service(server, sandbox, children, port, base_env, log_dir)
     try:
         for name in processes:
             service.start(name)

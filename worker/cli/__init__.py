@@ -1,0 +1,1 @@
+"""The `leadrouter` console script: the processes, run and demo, and operator commands."""

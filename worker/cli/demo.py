@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import redis
 from rich.console import Console
@@ -25,7 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from leadterra_sandbox.client import SandboxControl
-from worker.cli.stack import SERVICE, Children, leadrouter_argv
+from worker.children import Child, Children
+from worker.cli.run import SERVICE, leadrouter_argv
+from worker.deadline import DeadlineExceeded, wait_http, wait_until
 from worker.embedded_redis import free_port
 from worker.keys import Keys
 from worker.leadterra.models import iso_ms
@@ -51,18 +52,6 @@ STATUSES = (
 )
 DECISIONS = ("followup.routed", "followup.skipped", "followup.rescheduled")
 TIMEOUT = 180.0
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    found = []
-    if path.exists():
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    found.append(json.loads(line))
-                except ValueError:
-                    continue
-    return found
 
 
 def _seed_followups(control: SandboxControl, count: int) -> None:
@@ -115,7 +104,7 @@ def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
     secret = secrets.token_hex(16)
     env = _environment(redis_url, api, web, secret)
     console.print(f"[bold]Leadterra sandbox demo[/]: logs in {folder}")
-    with Children(folder, env) as kids:
+    with Children(folder, env, interrupt_on_sigterm=True) as kids:
         kids.start(
             "sandbox",
             [
@@ -138,11 +127,11 @@ def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
         )
         control = SandboxControl(f"http://127.0.0.1:{control_port}")
         control.wait_ready(30)
-        for name, command in SERVICE.items():
-            kids.start(name, leadrouter_argv(command))
+        service = {name: kids.start(name, leadrouter_argv(cmd)) for name, cmd in SERVICE.items()}
+        worker = service["worker"]
         base = f"http://127.0.0.1:{web}"
-        kids.wait_http(f"{base}/healthz")
-        kids.wait_http(f"{base}/readyz", timeout=60, ok=(200,))
+        wait_http(f"{base}/healthz", alive=[kids])
+        wait_http(f"{base}/readyz", 60, ok=(200,), alive=[kids])
         _seed_followups(control, followups)
         started = time.monotonic()
         job = control.send_webhooks(
@@ -157,8 +146,8 @@ def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
             retry_scale=0.01,
             email_domains=["acme.io", "globex.com", "initech.io"],
         )
-        done = _watch(console, kids, control, job["id"], replies, followups, started)
-        _summary(console, kids, control, job["id"], redis_url, env["KEY_PREFIX"], followups)
+        done = _watch(console, kids, worker, control, job["id"], replies, followups, started)
+        _summary(console, worker, control, job["id"], redis_url, env["KEY_PREFIX"], followups)
         console.print(f"Logs of every process: {folder}")
         return 0 if done else 1
 
@@ -166,6 +155,7 @@ def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
 def _watch(
     console: Console,
     kids: Children,
+    worker: Child,
     control: SandboxControl,
     job_id: str,
     replies: int,
@@ -182,11 +172,11 @@ def _watch(
         sent = progress.add_task("webhooks sent", total=replies)
         assigned = progress.add_task("replies assigned", total=None)
         routed = progress.add_task("follow-ups decided", total=followups)
-        while time.monotonic() - started < TIMEOUT:
-            kids.check_alive()
+
+        def finished() -> bool:
             report = control.webhook_job(job_id, deliveries=False)
             interested = report["classifications"].get("interested", 0)
-            decided = sum(1 for e in _events(kids.log("worker")) if e.get("event") in DECISIONS)
+            decided = sum(1 for e in worker.events() if e.get("event") in DECISIONS)
             handoffs = len(control.handoffs())
             progress.update(sent, completed=report["events"])
             progress.update(
@@ -195,22 +185,26 @@ def _watch(
                 total=interested if report["status"] != "running" else None,
             )
             progress.update(routed, completed=decided)
-            if report["status"] != "running" and handoffs >= interested and decided >= followups:
-                return True
-            time.sleep(0.25)
-    return False
+            done = report["status"] != "running" and handoffs >= interested
+            return bool(done and decided >= followups)
+
+        left = TIMEOUT - (time.monotonic() - started)
+        try:
+            return wait_until(finished, left, 0.25, what="every reply and follow-up", alive=[kids])
+        except DeadlineExceeded:
+            return False
 
 
 def _summary(
     console: Console,
-    kids: Children,
+    worker: Child,
     control: SandboxControl,
     job_id: str,
     redis_url: str,
     prefix: str,
     followups: int,
 ) -> None:
-    events = _events(kids.log("worker"))
+    events = worker.events()
     report = control.webhook_job(job_id, deliveries=False)
     sdrs = {s["id"]: s for s in control.state()["sdrs"]}
     per_sdr = Counter(h["sdrId"] for h in control.handoffs())

@@ -14,8 +14,16 @@ from collections.abc import Iterator
 import click
 
 from config.settings import Settings, settings_or_exit
-from worker.cli.stack import SERVICE, leadrouter_argv
 from worker.embedded_redis import EmbeddedRedis, answers
+
+#: the service's processes; the Procfile and docker-compose.yml run the same commands
+SERVICE = {"web": "leadrouter web", "worker": "leadrouter worker", "beat": "leadrouter beat"}
+
+
+def leadrouter_argv(command: str) -> list[str]:
+    """`leadrouter web` as an argv that works from a venv without it on the PATH."""
+    _, sub = command.split(" ", 1)
+    return [sys.executable, "-m", "worker", *sub.split()]
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""`python -m bench.gcprobe web|worker|beat`: the service's command, with its GC pauses recorded.
+"""`python -m bench.diagnostics.gcprobe web|worker|beat`: the service's command, GC pauses timed.
 
 The process runs `worker.cli.main` exactly as `python -m worker` does; a `gc.callbacks` hook times
 every collection per generation and a thread writes the totals to $GC_OUT twice a second (uvicorn

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench import loadgen, monitor, profiling
-from bench.common import Outcome, Procs, fresh_log_dir, say
+from bench import loadgen
+from bench.common import Outcome, children, say
+from bench.diagnostics import monitor, profiling
+from bench.diagnostics.monitor import CommandLog
 from bench.e2e import deployment
-from bench.monitor import CommandLog
 from bench.pipeline import run_replies
 from bench.services import SECRET, Service, start_redis
+from worker.children import Children
 
 NAME = "profile"
 WORKER_THREADS = 64
@@ -34,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def profile_receiver(procs: Procs, seconds: float) -> dict[str, Any]:
+def profile_receiver(procs: Children, seconds: float) -> dict[str, Any]:
     service = Service(start_redis(procs))
     web = service.start_web(procs)
     spy, raw = profiling.record(procs, "receiver", web.pid, seconds, delay=2)
@@ -52,12 +54,12 @@ def profile_receiver(procs: Procs, seconds: float) -> dict[str, Any]:
     spy.popen.wait(30)
     summary = profiling.summarize(raw, kind="receiver")
     say(f"receiver at {load['accepted_per_s']}/s: {profiling.describe(summary)}")
-    procs.stop(web)
-    procs.stop(service.redis.proc)
+    web.stop()
+    service.redis.proc.stop()
     return {"load": {k: v for k, v in load.items() if k != "accepted_at"}, "profile": summary}
 
 
-def profile_worker(procs: Procs, seconds: float, replies: int) -> dict[str, Any]:
+def profile_worker(procs: Children, seconds: float, replies: int) -> dict[str, Any]:
     service, web = deployment(procs)
     worker = service.start_workers(procs, 1, WORKER_THREADS)[0]
     spies = {
@@ -87,7 +89,7 @@ def run(opts: argparse.Namespace) -> Outcome:
     seconds = opts.profile_seconds or (4.0 if opts.quick else 12.0)
     replies = opts.profile_replies or (1200 if opts.quick else 4000)
     out = Outcome(NAME, data={"settings": {"seconds": seconds, "replies": replies}})
-    with Procs(fresh_log_dir(NAME)) as procs:
+    with children(NAME) as procs:
         out.data["receiver"] = profile_receiver(procs, seconds)
         out.data["worker"] = profile_worker(procs, seconds, replies)
     rows(out, "receiver", out.data["receiver"]["profile"])

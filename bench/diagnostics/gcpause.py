@@ -1,8 +1,8 @@
 """GC pauses of the receiver under ingest, as it is and with the suggested fix (opt-in: `gc`).
 
-The receiver runs through bench/gcprobe.py (the service's own command plus a timer on every
-collection) at 50 connections, once untouched and once per GC setting from the suggestion; the
-service code is not changed. Runs alternate, so drift on the shared machine hits each alike.
+The receiver runs through bench/diagnostics/gcprobe.py (the service's own command plus a timer on
+every collection) at 50 connections, once untouched and once per GC setting from the suggestion;
+the service code is not changed. Runs alternate, so drift on the shared machine hits each alike.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import sys
 from typing import Any
 
 from bench import loadgen
-from bench.common import Outcome, Procs, fresh_log_dir, say, wait_for
+from bench.common import Outcome, children, say
 from bench.procfs import peak_rss_mb
-from bench.services import SECRET, Service, http_ok, start_redis
+from bench.services import SECRET, Service, start_redis
+from worker.children import Children
+from worker.deadline import wait_http
 
 NAME = "gc"
 SETTINGS = ("none", "freeze", "both")
@@ -28,14 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gc-rounds", type=int, help="rounds of all settings (2; quick 1)")
 
 
-def one(procs: Procs, service: Service, tune: str, n: int, seconds: float) -> dict[str, Any]:
-    stats = procs.log_dir / f"gc-{tune}-{n}.json"
+def one(procs: Children, service: Service, tune: str, n: int, seconds: float) -> dict[str, Any]:
+    stats = procs.folder / f"gc-{tune}-{n}.json"
     web = procs.start(
         f"web-{tune}-{n}",
-        [sys.executable, "-m", "bench.gcprobe", "web"],
+        [sys.executable, "-m", "bench.diagnostics.gcprobe", "web"],
         service.env(GC_TUNE=tune, GC_OUT=str(stats)),
     )
-    wait_for(lambda: http_ok(service.url + "/healthz"), 30, "receiver", 0.1, [web])
+    wait_http(service.url + "/healthz", 30, ok=(200,), alive=[web])
     service.redis.flush()
     spec = {
         "mode": "duration",
@@ -50,7 +52,7 @@ def one(procs: Procs, service: Service, tune: str, n: int, seconds: float) -> di
     }
     load = loadgen.run(procs, f"loadgen-{tune}-{n}", spec)
     rss = peak_rss_mb(web.pid)
-    procs.stop(web)
+    web.stop()
     gcs = json.loads(stats.read_text())
     total_ms = sum(g["total_ms"] for g in gcs.values())
     result = {
@@ -74,7 +76,7 @@ def run(opts: argparse.Namespace) -> Outcome:
     rounds = opts.gc_rounds or (1 if opts.quick else 2)
     out = Outcome(NAME, data={"settings": {"seconds": seconds, "rounds": rounds}})
     runs: list[dict[str, Any]] = []
-    with Procs(fresh_log_dir(NAME)) as procs:
+    with children(NAME) as procs:
         service = Service(start_redis(procs))
         for n in range(rounds):
             runs += [one(procs, service, tune, n, seconds) for tune in SETTINGS]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import Proc, Procs
+from worker.children import Child, Children
 
 PY_SPY = str(Path(sys.executable).parent / "py-spy")
 OWNERS = {
@@ -112,7 +112,7 @@ def buckets(path: Path, kind: str) -> list[list[Any]]:
 
 
 def record(
-    procs: Procs,
+    procs: Children,
     name: str,
     pid: int,
     seconds: float,
@@ -120,9 +120,9 @@ def record(
     gil: bool = False,
     rate: int = 100,
     delay: float = 0,
-) -> tuple[Proc, Path]:
-    """Start py-spy on `pid` for `seconds` after `delay`; wait on the Proc, then summarize."""
-    out = procs.log_dir / f"{name}.pyspy.txt"
+) -> tuple[Child, Path]:
+    """Start py-spy on `pid` for `seconds` after `delay`; wait on the Child, then summarize."""
+    out = procs.folder / f"{name}.pyspy.txt"
     argv = [PY_SPY, "record", "--nonblocking", "--format", "raw", "-r", str(rate)]
     argv += ["-d", str(max(1, round(seconds))), "-p", str(pid), "-o", str(out)]
     if gil:
