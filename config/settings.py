@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from worker.errors import ConfigError as ConfigError  # defined in the error tree; exported here
+
 PLACEHOLDERS = frozenset(
     {"changeme", "change-me", "secret", "sk_live_your_key", "your_key", "xxx", "todo", "<secret>"}
 )
@@ -24,10 +26,6 @@ DEFAULT_FREE_MAIL = (
 )
 
 CsvList = Annotated[tuple[str, ...], NoDecode]
-
-
-class ConfigError(Exception):
-    """Raised when a setting is missing or invalid; the message names the variable only."""
 
 
 def _split_csv(value: Any) -> tuple[str, ...]:

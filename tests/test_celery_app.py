@@ -1,5 +1,10 @@
 from tests.conftest import make_settings
-from worker.jobs.celery_app import (
+from worker.jobs.celery_app import create_celery, restore_interval
+from worker.jobs.tasks import register
+from worker.keys import (
+    QUEUE_ASSIGN,
+    QUEUE_DEFAULT,
+    QUEUE_FOLLOWUPS,
     TASK_ASSIGN,
     TASK_CANARY,
     TASK_MAILBOXES,
@@ -7,11 +12,7 @@ from worker.jobs.celery_app import (
     TASK_POLL,
     TASK_RELEASE,
     TASK_ROUTE,
-    create_celery,
-    restore_interval,
 )
-from worker.jobs.tasks import register
-from worker.keys import QUEUE_ASSIGN, QUEUE_FOLLOWUPS
 from worker.runtime import Runtime
 
 
@@ -78,3 +79,19 @@ def test_every_task_is_registered_late_acked_with_no_celery_retry_cap(fake_redis
     for task in tasks.values():
         assert task.acks_late is True
         assert task.max_retries is None
+
+
+def test_each_task_carries_its_runtime_subject_and_queue_from_one_table(fake_redis) -> None:
+    runtime = Runtime(make_settings(), client=fake_redis)
+    app = create_celery(runtime.settings)
+    tasks = register(app, runtime)
+    assert all(task.runtime is runtime for task in tasks.values())
+    assert {name: (task.subject, task.queue_name) for name, task in tasks.items()} == {
+        TASK_ASSIGN: ("reply", QUEUE_ASSIGN),
+        TASK_POLL: ("poll", QUEUE_FOLLOWUPS),
+        TASK_ROUTE: ("followup", QUEUE_FOLLOWUPS),
+        TASK_NOTIFY: ("notification", QUEUE_FOLLOWUPS),
+        TASK_RELEASE: ("release", QUEUE_DEFAULT),
+        TASK_CANARY: ("canary", QUEUE_DEFAULT),
+        TASK_MAILBOXES: ("mailboxes", QUEUE_DEFAULT),
+    }

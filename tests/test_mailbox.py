@@ -1,4 +1,4 @@
-"""Mailbox health (worker/routing/mailbox.py): each SDR's Gmail, checked with its own key."""
+"""Mailbox health (worker/routing/mailbox_health.py): each SDR's Gmail, checked with its own key."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from tests.conftest import API_KEY, make_settings
+from worker.errors import NoEligibleSdr
 from worker.leadterra.client import LeadterraClient
 from worker.leadterra.models import Sdr
-from worker.routing.mailbox import check_mailboxes
-from worker.routing.rotation import NobodyEligible, Policy
+from worker.routing.mailbox_health import check_mailboxes
+from worker.routing.rotation import Policy
 from worker.runtime import Runtime
 
 SDR_KEYS = {"sdr_1": "sk_sdr_one_1111", "sdr_2": "sk_sdr_two_2222", "sdr_3": "sk_sdr_three_333"}
@@ -255,7 +256,7 @@ def test_the_rotation_skips_an_unhealthy_mailbox_until_it_is_active_again(rt, gm
 def test_nobody_is_eligible_when_every_mailbox_is_unhealthy(rt, gmail) -> None:
     gmail.states.update(sdr_1="needs_reauth", sdr_2="rate_limited", sdr_3="disconnected")
     check_mailboxes(rt)
-    with pytest.raises(NobodyEligible) as none:
+    with pytest.raises(NoEligibleSdr) as none:
         pick(rt, "rpl_1")
     assert none.value.excluded == {
         "sdr_1": "mailbox:needs_reauth",

@@ -13,7 +13,6 @@ from worker.leadterra.models import (
     FollowUp,
     GmailStatus,
     InboxPage,
-    Reply,
     Sdr,
     Thread,
     Webhook,
@@ -115,7 +114,6 @@ def test_an_assign_response_unwraps_to_its_ids() -> None:
         (FollowUp, {"id": "f", "dueAt": "2026-06-29T14:00:00.000Z", "priority": {"x": 1}}),
         (Thread, {"id": "t", "labels": ["vip"], "snoozedUntil": None}),
         (GmailStatus, {"connected": True, "provider": "composio"}),
-        (Reply, {"id": "r", "threadSnippet": "Sounds good", "sentiment": 0.9}),
         (Webhook, {"id": "wh_1", "secret": "hidden", "deliveries": 3}),
         (AssignResult, {"handoffId": "h", "forwardedTo": "sdr@corp.example"}),
     ],
@@ -129,8 +127,6 @@ def test_unknown_fields_are_ignored(model: type[Any], body: dict[str, Any]) -> N
 @pytest.mark.parametrize(
     ("model", "body", "field", "value"),
     [
-        (Reply, {"id": "r", "classification": "referral"}, "classification", "referral"),
-        (Reply, {"id": "r", "classification": "Interested"}, "classification", "Interested"),
         (Thread, {"id": "t", "status": "snoozed_forever"}, "status", "snoozed_forever"),
         (Thread, {"id": "t", "category": "D"}, "category", "D"),
         (GmailStatus, {"healthState": "weird"}, "health_state", "weird"),
@@ -175,9 +171,6 @@ def test_missing_optional_fields_get_safe_defaults() -> None:
     ],
 )
 def test_ids_are_opaque_strings_kept_exactly(identifier: str) -> None:
-    assert Reply.model_validate({"id": identifier, "campaignId": identifier}).campaign_id == (
-        identifier
-    )
     assert Sdr.model_validate({"id": identifier}).id == identifier
     assert Thread.model_validate({"id": identifier}).id == identifier
     followup = FollowUp.model_validate(
@@ -189,12 +182,6 @@ def test_ids_are_opaque_strings_kept_exactly(identifier: str) -> None:
         }
     )
     assert (followup.id, followup.thread_id, followup.sdr_id) == (identifier,) * 3
-
-
-@pytest.mark.parametrize("identifier", ["", "r" * 201])
-def test_a_reply_id_must_be_present_and_of_sane_length(identifier: str) -> None:
-    with pytest.raises(ValueError, match="id"):
-        Reply.model_validate({"id": identifier})
 
 
 # -- timestamps ---------------------------------------------------------------------------------
@@ -213,7 +200,6 @@ def test_timestamps_with_and_without_milliseconds_parse_to_aware_utc(
     raw: str, expected: datetime
 ) -> None:
     parsed = [
-        Reply.model_validate({"id": "r", "receivedAt": raw}).received_at,
         FollowUp.model_validate({"id": "f", "dueAt": raw}).due_at,
         Thread.model_validate({"id": "t", "lastMessageAt": raw}).last_message_at,
         GmailStatus.model_validate({"lastSyncedAt": raw}).last_synced_at,

@@ -11,10 +11,11 @@ import fakeredis
 import pytest
 
 from tests.conftest import make_settings
+from worker.errors import NoEligibleSdr
 from worker.keys import Keys
 from worker.leadterra.models import Sdr
 from worker.routing.policy import PolicySource
-from worker.routing.rotation import NobodyEligible, Policy, Rotation
+from worker.routing.rotation import Policy, Rotation
 
 KEYS = Keys("test:")
 DAY0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -120,7 +121,7 @@ def test_paused_away_and_disconnected_are_out_with_their_reasons(rotation, tmp_p
 
 def test_when_nobody_is_eligible_the_reasons_come_back(rotation, tmp_path) -> None:
     picker = Picker(rotation, tmp_path, "[sdr.a]\npaused = true\n")
-    with pytest.raises(NobodyEligible) as caught:
+    with pytest.raises(NoEligibleSdr) as caught:
         picker.pick(sdrs("a", "b", disconnected=("b",)))
     assert caught.value.excluded == {"a": "paused", "b": "not_connected"}
 

@@ -3,8 +3,8 @@ import json
 
 from celery import Celery
 
-from worker.jobs.queueing import ASSIGN_TASK, Delayed, assign_message, task_message
-from worker.keys import Keys
+from worker.jobs.queueing import Delayed, assign_message, task_message
+from worker.keys import TASK_ASSIGN, Keys
 
 KEYS = Keys("test:")
 
@@ -18,7 +18,7 @@ def celery_published(real_redis_url: str) -> dict:
         accept_content=["json"],
         broker_transport_options={"global_keyprefix": "test:"},
     )
-    app.send_task(ASSIGN_TASK, args=[{"id": "rpl_1"}], queue="assign", task_id="t-1")
+    app.send_task(TASK_ASSIGN, args=[{"id": "rpl_1"}], queue="assign", task_id="t-1")
     client = redis.Redis.from_url(real_redis_url)
     [raw] = client.lrange("test:assign", 0, -1)
     return json.loads(raw)
@@ -26,7 +26,7 @@ def celery_published(real_redis_url: str) -> dict:
 
 def test_our_message_has_the_shape_celery_itself_publishes(redis_server, real_redis) -> None:
     theirs = celery_published(redis_server.url)
-    ours = json.loads(task_message(ASSIGN_TASK, [{"id": "rpl_1"}], queue="assign", task_id="t-1"))
+    ours = json.loads(task_message(TASK_ASSIGN, [{"id": "rpl_1"}], queue="assign", task_id="t-1"))
     assert set(ours) == set(theirs)
     assert set(ours["headers"]) == set(theirs["headers"])
     assert set(ours["properties"]) == set(theirs["properties"])

@@ -14,10 +14,11 @@ from structlog.testing import capture_logs
 
 from config.settings import ConfigError
 from tests.conftest import make_settings
+from worker.errors import RosterError
 from worker.keys import Keys
 from worker.routing import policy as policy_module
 from worker.routing.policy import PolicySource, RosterSource
-from worker.routing.roster import EMPTY, RosterError, load_roster, parse_roster
+from worker.routing.roster import EMPTY, load_roster, parse_roster
 from worker.routing.rotation import account_hash
 from worker.runtime import Runtime
 

@@ -3,9 +3,10 @@ from collections import Counter
 import fakeredis
 import pytest
 
+from worker.errors import NoEligibleSdr
 from worker.keys import Keys
 from worker.leadterra.models import Sdr
-from worker.routing.rotation import NobodyEligible, Policy, Rotation, account_of
+from worker.routing.rotation import Policy, Rotation, account_of
 
 KEYS = Keys("test:")
 
@@ -94,7 +95,7 @@ def test_removing_or_disconnecting_an_sdr_keeps_the_others_even(rotation) -> Non
 
 
 def test_nobody_eligible_raises_with_each_reason(rotation) -> None:
-    with pytest.raises(NobodyEligible) as caught:
+    with pytest.raises(NoEligibleSdr) as caught:
         rotation.pick("r", Policy(), lambda: roster(2, disconnected=(1, 2)))
     assert caught.value.excluded == {"sdr_1": "not_connected", "sdr_2": "not_connected"}
 

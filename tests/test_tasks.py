@@ -7,9 +7,9 @@ from structlog.testing import capture_logs
 
 from tests.conftest import make_settings
 from tests.support.fake_leadterra import FakeLeadterra
-from worker.jobs.celery_app import TASK_ASSIGN, create_celery
+from worker.jobs.celery_app import create_celery
 from worker.jobs.tasks import register
-from worker.keys import QUEUE_ASSIGN
+from worker.keys import QUEUE_ASSIGN, TASK_ASSIGN, TASK_CANARY
 from worker.runtime import Runtime
 
 
@@ -156,3 +156,15 @@ def test_a_replayed_dead_letter_is_assigned_once_the_fault_is_fixed(task, rt, fa
     assert call(task, args[0], task_id=message["headers"]["id"])[0] == "assigned"
     assert call(task, args[0], task_id="again")[0] == "duplicate"
     assert len(fake.assigns()) == 2  # the failed call and the replayed one
+
+
+def test_the_canary_task_stamps_the_heartbeat_through_its_own_runtime(rt) -> None:
+    app = create_celery(rt.settings)
+    canary = register(app, rt)[TASK_CANARY]
+    canary.push_request(id="c-1", retries=0, hostname="worker@h", delivery_info={})
+    try:
+        assert canary() is None
+    finally:
+        canary.pop_request()
+        app.close()
+    assert rt.redis.get(rt.keys.heartbeat).decode().endswith("|worker@h")

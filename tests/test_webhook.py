@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from worker.receiver.webhook import Malformed, decide, parse
+from worker.errors import Malformed
+from worker.receiver.webhook import decide, parse
 
 POSITIVE = frozenset({"interested"})
 

@@ -1,0 +1,1 @@
+"""leadterra-router: routes Leadterra's interested replies to SDRs and their follow-ups out."""

@@ -93,12 +93,6 @@ class EmbeddedRedis:
         self.stop()
         raise RuntimeError(f"{self.binary} did not answer on port {self.port}")
 
-    def kill(self) -> None:
-        """Stop the server at once, keeping its folder (and append-only file) for a restart."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
     def shutdown(self) -> None:
         """Stop the server as an operator would (SIGTERM: it flushes the append-only file),
         keeping its folder; `start()` brings it back on the same port with the same data."""

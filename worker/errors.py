@@ -2,18 +2,23 @@
 
     ServiceError
     ├── RetryableError            try again later; the policy in worker/jobs/retry.py decides when
-    │   ├── RateLimited           429; carries the wait from Retry-After
+    │   ├── RateLimited           429, or the global rate limit's wait is too long; carries the wait
     │   ├── ServerError           5xx
     │   ├── TransportFailure      timeout, refused or dropped connection
     │   └── NoEligibleSdr         nobody can take the reply now; held in Redis, never dropped
-    └── PermanentError            retrying the same call cannot help; dead-letter it
-        ├── AuthError             401 or 403: the key is wrong; loud
-        ├── NotFound              404
-        ├── Conflict              409 outside assign (a follow-up no longer pending)
-        ├── IcpRejected           400 with icpFailed: a business outcome, recorded
-        ├── InvalidRequest        other 400 and 422, and any other 4xx
-        ├── UnexpectedAnswer      a 2xx whose JSON is not the documented shape
-        └── PoisonMessage         a task payload that cannot be decoded
+    ├── PermanentError            retrying the same call cannot help; dead-letter it
+    │   ├── AuthError             401 or 403: the key is wrong; loud
+    │   ├── NotFound              404
+    │   ├── Conflict              409 outside assign (a follow-up no longer pending)
+    │   ├── IcpRejected           400 with icpFailed: a business outcome, recorded
+    │   ├── InvalidRequest        other 400 and 422, and any other 4xx
+    │   ├── UnexpectedAnswer      a 2xx whose JSON is not the documented shape
+    │   └── PoisonMessage         a task payload that cannot be decoded
+    ├── ConfigError               a setting is missing or invalid; the process stops at start
+    │   └── RosterError           the roster file is unreadable or invalid; names line and field
+    └── RejectedDelivery          a webhook the receiver turns away with a 4xx; nothing is enqueued
+        ├── Malformed             not JSON (400) or not the envelope's shape (422)
+        └── TooLarge              the body passes MAX_BODY_BYTES (413)
 
 Errors carry their context (status, endpoint, the API's error code) as attributes. They never
 carry a key, a secret, a signature or a reply's text.
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 
 class ServiceError(Exception):
-    """Root of every error this service raises on purpose."""
+    """Root of every error this service raises on purpose; never raised itself."""
 
     retryable: bool = False
 
@@ -51,7 +56,8 @@ class RetryableError(ServiceError):
 
 
 class RateLimited(RetryableError):
-    """Raised on a 429; `retry_after` holds the wait from Retry-After, if any."""
+    """Raised when Leadterra answers 429, or when the global rate limit's wait would pass its
+    bound; `retry_after` holds the wait (from Retry-After), if known."""
 
     def __init__(
         self,
@@ -67,15 +73,24 @@ class RateLimited(RetryableError):
 
 
 class ServerError(RetryableError):
-    """Raised on a 5xx answer."""
+    """Raised when an answer is a 5xx or not JSON, or no SDR picked for a reply could take it."""
 
 
 class TransportFailure(RetryableError):
-    """Raised on a timeout, a refused connection or a dropped one."""
+    """Raised when a call times out, or its connection is refused or dropped."""
 
 
 class NoEligibleSdr(RetryableError):
-    """Raised when no SDR can take a reply now; the reply is held, not dropped."""
+    """Raised when no SDR can take a reply now; `excluded` says why each SDR is out.
+
+    The reply is held in Redis and tried again, never dropped.
+    """
+
+    def __init__(
+        self, message: str = "no eligible SDR", *, excluded: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.excluded = excluded or {}
 
 
 class PermanentError(ServiceError):
@@ -83,23 +98,26 @@ class PermanentError(ServiceError):
 
 
 class AuthError(PermanentError):
-    """Raised on 401 or 403: the key is missing, wrong or revoked."""
+    """Raised when Leadterra answers 401 or 403, or no key is set: the key is missing, wrong
+    or revoked."""
 
 
 class NotFound(PermanentError):
-    """Raised on 404: the reply, SDR, thread or follow-up is unknown."""
+    """Raised when Leadterra answers 404: the reply, SDR, thread or follow-up is unknown."""
 
 
 class Conflict(PermanentError):
-    """Raised on 409 outside assign, such as acting on a follow-up no longer pending."""
+    """Raised when Leadterra answers 409 outside assign, such as acting on a follow-up no longer
+    pending."""
 
 
 class IcpRejected(PermanentError):
-    """Raised on 400 with icpFailed: the contact fails the workspace's ICP gate."""
+    """Raised when Leadterra answers 400 with icpFailed: the contact fails the ICP gate."""
 
 
 class InvalidRequest(PermanentError):
-    """Raised on other 400 and 422 answers, and any 4xx not named above."""
+    """Raised when an answer is another 400, a 422 or any 4xx not named above, or a
+    notification names an unknown destination."""
 
 
 class UnexpectedAnswer(PermanentError):
@@ -108,3 +126,31 @@ class UnexpectedAnswer(PermanentError):
 
 class PoisonMessage(PermanentError):
     """Raised when a task payload cannot be decoded or keeps killing its worker."""
+
+
+class ConfigError(ServiceError):
+    """Raised when a setting is missing or invalid; the message names the variable only."""
+
+
+class RosterError(ConfigError):
+    """Raised when the roster file cannot be read or fails validation; names line and field."""
+
+
+class RejectedDelivery(ServiceError):
+    """Raised when the receiver turns a webhook delivery away; `status` is the 4xx it answers."""
+
+    status: int
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message, status=status)
+
+
+class Malformed(RejectedDelivery):
+    """Raised when a delivery is not JSON (400) or not the envelope's shape (422)."""
+
+
+class TooLarge(RejectedDelivery):
+    """Raised when a delivery's body passes the size cap (413)."""
+
+    def __init__(self, message: str = "body too large", status: int = 413) -> None:
+        super().__init__(message, status)

@@ -14,7 +14,7 @@ import redis
 import redis.asyncio as aioredis
 
 from config.settings import Settings
-from worker.keys import Keys
+from worker.keys import Keys, text
 
 
 def stamp_heartbeat(client: redis.Redis, keys: Keys, worker: str) -> None:
@@ -25,9 +25,8 @@ def stamp_heartbeat(client: redis.Redis, keys: Keys, worker: str) -> None:
 def heartbeat_age(raw: bytes | str | None, now: float | None = None) -> float | None:
     if raw is None:
         return None
-    text = raw.decode() if isinstance(raw, bytes) else raw
     try:
-        stamped = float(text.split("|", 1)[0])
+        stamped = float(text(raw).split("|", 1)[0])
     except ValueError:
         return None
     return max(0.0, (now or time.time()) - stamped)

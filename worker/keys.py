@@ -1,7 +1,9 @@
-"""Every Redis key and queue name, under one prefix so deployments can share a Redis.
+"""Every name that outlives a deploy: Redis keys, queue names and Celery task names.
 
-Celery's own keys (queues, unacked messages) get the same prefix through kombu's
-`global_keyprefix`, so `Keys.queue()` is the list a task message is pushed onto.
+Messages queued before an upgrade must still run after it, so none of these may change. Our keys
+share one prefix so deployments can share a Redis; Celery's own keys (queues, unacked messages)
+get the same prefix through kombu's `global_keyprefix`, so `Keys.queue()` is the list a task
+message is pushed onto. `text()` reads a name or value back from Redis, which answers in bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,19 @@ QUEUE_ASSIGN = "assign"
 QUEUE_FOLLOWUPS = "followups"
 QUEUE_DEFAULT = "default"
 QUEUES = (QUEUE_ASSIGN, QUEUE_FOLLOWUPS, QUEUE_DEFAULT)
+
+TASK_ASSIGN = "leadrouter.assign_reply"
+TASK_POLL = "leadrouter.poll_followups"
+TASK_ROUTE = "leadrouter.route_followup"
+TASK_NOTIFY = "leadrouter.deliver_notification"
+TASK_RELEASE = "leadrouter.release_due"
+TASK_CANARY = "leadrouter.canary"
+TASK_MAILBOXES = "leadrouter.check_mailboxes"
+
+
+def text(value: bytes | str) -> str:
+    """A Redis answer as a string (redis-py gives bytes unless told to decode)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -43,10 +58,6 @@ class Keys:
     @property
     def rotation_credit(self) -> str:
         return self._k("rotation", "credit")
-
-    @property
-    def rotation_parked(self) -> str:
-        return self._k("rotation", "parked")
 
     @property
     def rotation_count(self) -> str:
@@ -111,6 +122,3 @@ class Keys:
     @property
     def metrics(self) -> str:
         return self._k("metrics")
-
-    def metrics_process(self, ident: str) -> str:
-        return self._k("metrics", "proc", ident)

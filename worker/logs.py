@@ -84,6 +84,18 @@ def configure_logging(
     ]
     if process:
         shared.insert(1, _bind_process(process))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        # below LOG_LEVEL a call returns at once, without running the processor chain
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
+    _route_stdlib(_handler(shared, json_out), level)
+
+
+def _handler(shared: list[Processor], json_out: bool) -> logging.Handler:
+    """A stderr handler that renders every record, ours or the standard library's, alike."""
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if json_out
@@ -97,13 +109,6 @@ def configure_logging(
         structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     )
     final: list[Processor] = [tracebacks] if json_out else []
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        # below LOG_LEVEL a call returns at once, without running the processor chain
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        cache_logger_on_first_use=True,
-    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -115,6 +120,11 @@ def configure_logging(
             ],
         )
     )
+    return handler
+
+
+def _route_stdlib(handler: logging.Handler, level: str) -> None:
+    """The root logger writes through `handler`; chatty libraries speak from WARNING up."""
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

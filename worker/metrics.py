@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.keys import QUEUES, Keys
+from worker.keys import QUEUES, Keys, text
 
 STALE_AFTER_SECONDS = 24 * 3600
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1, 2, 5, 10, 30)
@@ -119,7 +119,7 @@ class Metrics:
         now = time.time()
         stale = []
         for ident, blob in stored.items():
-            name = ident.decode() if isinstance(ident, bytes) else ident
+            name = text(ident)
             if name == self.ident:
                 continue
             data = json.loads(blob)

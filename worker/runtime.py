@@ -4,7 +4,6 @@ services built on them. Built once in the entry point and handed to the tasks.""
 from __future__ import annotations
 
 import threading
-import time
 
 import redis
 from pydantic import SecretStr
@@ -101,7 +100,6 @@ class Runtime:
         except ValueError as bad:
             raise ConfigError(f"WORKING_HOURS: {bad}") from None
         self._notifier: Notifier | None = None
-        self.started = time.time()
 
     @property
     def leadterra(self) -> LeadterraClient:

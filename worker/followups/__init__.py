@@ -1,0 +1,1 @@
+"""Due follow-ups: the single-flight poll, the claim per due time, routing, and notifications."""

@@ -6,7 +6,8 @@ it (the worker dies, and the item is gone), and Celery logs and drops a message 
 `Consumer` (a Celery consumer whose decode, unknown-task and invalid-task hooks dead-letter the
 message before acknowledging it) keep such messages for an operator, and the queue flows on.
 Both are selected in worker/jobs/celery_app.py. `_brpop_read` follows kombu 5.7.0's, which the
-project pins; tests/test_broker.py runs a real worker against it.
+project pins; the `poison` scenario (tests/reliability/scenarios.py, run by
+tests/e2e/test_reliability.py) runs a real worker against it.
 """
 
 # kombu's channel internals (_connparams, _queue_cycle...) are not in its type hints.

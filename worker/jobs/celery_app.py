@@ -14,15 +14,18 @@ from typing import Any
 from celery import Celery
 
 from config.settings import Settings
-from worker.keys import QUEUE_ASSIGN, QUEUE_DEFAULT, QUEUE_FOLLOWUPS
-
-TASK_ASSIGN = "leadrouter.assign_reply"
-TASK_POLL = "leadrouter.poll_followups"
-TASK_ROUTE = "leadrouter.route_followup"
-TASK_NOTIFY = "leadrouter.deliver_notification"
-TASK_RELEASE = "leadrouter.release_due"
-TASK_CANARY = "leadrouter.canary"
-TASK_MAILBOXES = "leadrouter.check_mailboxes"
+from worker.keys import (
+    QUEUE_ASSIGN,
+    QUEUE_DEFAULT,
+    QUEUE_FOLLOWUPS,
+    TASK_ASSIGN,
+    TASK_CANARY,
+    TASK_MAILBOXES,
+    TASK_NOTIFY,
+    TASK_POLL,
+    TASK_RELEASE,
+    TASK_ROUTE,
+)
 
 RELEASE_EVERY = 1.0
 CANARY_EVERY = 5.0
@@ -34,7 +37,8 @@ def restore_interval(settings: Settings) -> int:
     return max(1, min(5, settings.visibility_timeout // 3))
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """What beat sends: release due waits, the canary, the follow-up poll, mailbox checks."""
     schedule: dict[str, Any] = {
         "release-delayed": {
             "task": TASK_RELEASE,
@@ -58,19 +62,29 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "schedule": float(settings.mailbox_health_seconds),
             "options": {"expires": settings.mailbox_health_seconds, "queue": QUEUE_DEFAULT},
         }
+    return schedule
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's Redis transport: visibility timeout, unacked sweep, connections, key prefix."""
+    return {
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": restore_interval(settings),
+        "unacked_restore_throttle": 1,
+        "max_connections": settings.worker_concurrency + 20,
+        "socket_keepalive": True,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 25,
+        "global_keyprefix": settings.key_prefix,
+    }
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Every Celery setting this service sets (the reasons are in docs/celery.md)."""
     return {
         "broker_url": settings.redis_url,
-        "broker_transport_options": {
-            "visibility_timeout": settings.visibility_timeout,
-            "unacked_restore_interval": restore_interval(settings),
-            "unacked_restore_throttle": 1,
-            "max_connections": settings.worker_concurrency + 20,
-            "socket_keepalive": True,
-            "socket_timeout": 30,
-            "socket_connect_timeout": 5,
-            "health_check_interval": 25,
-            "global_keyprefix": settings.key_prefix,
-        },
+        "broker_transport_options": transport_options(settings),
         # kombu's Redis transport and Celery's consumer, with poison sent to the dead letters
         "broker_transport": "worker.jobs.broker:Transport",
         "worker_consumer": "worker.jobs.broker:Consumer",
@@ -102,7 +116,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             TASK_ROUTE: {"queue": QUEUE_FOLLOWUPS},
             TASK_NOTIFY: {"queue": QUEUE_FOLLOWUPS},
         },
-        "beat_schedule": schedule,
+        "beat_schedule": beat_schedule(settings),
         "enable_utc": True,
         "timezone": "UTC",
     }

@@ -32,11 +32,6 @@ class DeadLetter:
     at: float = field(default_factory=time.time)
     task_id: str | None = None
 
-    @property
-    def subject(self) -> str:
-        """The reply or follow-up id the entry is about, for tables."""
-        return self.id.split(":", 1)[-1]
-
 
 class DeadLetters:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:

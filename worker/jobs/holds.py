@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from worker.jobs.queueing import Delayed, assign_message
-from worker.keys import QUEUE_ASSIGN, Keys
+from worker.keys import QUEUE_ASSIGN, Keys, text
 
 
 class Holds:
@@ -33,9 +33,6 @@ class Holds:
         message = assign_message(reply, retries=retries)
         self._delayed.add(QUEUE_ASSIGN, message, time.time() + self._recheck)
 
-    def release(self, reply_id: str) -> None:
-        self._redis.hdel(self._keys.held, reply_id)
-
     def list(self) -> dict[str, dict[str, Any]]:
         raw = self._redis.hgetall(self._keys.held)
-        return {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
+        return {text(k): json.loads(v) for k, v in raw.items()}

@@ -22,9 +22,8 @@ from typing import Any
 
 import redis
 
-from worker.keys import QUEUE_ASSIGN, Keys
+from worker.keys import QUEUE_ASSIGN, TASK_ASSIGN, Keys
 
-ASSIGN_TASK = "leadrouter.assign_reply"
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 # KEYS: seen marker, queue list. ARGV: message, ttl seconds, marker value.
@@ -108,7 +107,7 @@ def task_message(
 def assign_message(reply: dict[str, Any], *, retries: int = 0) -> str:
     """The message for one reply's assign task; the reply id doubles as a readable repr."""
     return task_message(
-        ASSIGN_TASK,
+        TASK_ASSIGN,
         [reply],
         queue=QUEUE_ASSIGN,
         retries=retries,
@@ -136,6 +135,3 @@ class Delayed:
 
     def count(self) -> int:
         return int(self._redis.zcard(self._keys.delayed))
-
-    def push_now(self, queue: str, message: str) -> None:
-        self._redis.lpush(self._keys.queue(queue), message)

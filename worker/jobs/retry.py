@@ -3,7 +3,7 @@
 Exponential from `RETRY_BACKOFF_BASE`, capped at `RETRY_BACKOFF_MAX`, with "equal jitter" (half
 fixed, half random) so retries spread out but never come back at once. A server's Retry-After
 wins over the backoff. Where the wait lands (the broker's countdown or Redis) is the task
-base's business: see `worker/jobs/tasks.py`.
+base's business: see `worker/jobs/reliable.py`.
 """
 
 from __future__ import annotations

@@ -76,32 +76,12 @@ class GmailStatus(ApiModel):
     last_sync_error: str | None = None
 
 
-class Reply(ApiModel):
-    """The reply in a `reply.received` webhook, or an item of GET /v1/replies."""
-
-    id: str = Field(min_length=1, max_length=200)
-    email: str | None = None
-    campaign_id: str | None = None
-    classification: str | None = None
-    received_at: UtcDatetime | None = None
-
-
 class Webhook(ApiModel):
     id: str
     url: str | None = None
     events: list[str] = Field(default_factory=list)
     status: str | None = None
     created_at: UtcDatetime | None = None
-
-
-class Envelope(BaseModel):
-    """A webhook delivery: `{event, timestamp, data}`."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    event: str = Field(min_length=1, max_length=100)
-    timestamp: str | None = Field(default=None, max_length=100)
-    data: dict[str, Any] = Field(default_factory=dict)
 
 
 LIST_KEYS = ("data", "threads", "replies", "sdrs", "followups", "items", "results")

@@ -27,12 +27,13 @@ from starlette.routing import Route
 
 from config.settings import Settings
 from worker import signature
+from worker.errors import Malformed, TooLarge
 from worker.health import readiness
 from worker.jobs.queueing import ENQUEUE_ONCE, assign_message
 from worker.keys import QUEUE_ASSIGN, Keys
 from worker.metrics import Metrics
 from worker.receiver.openapi import OPENAPI
-from worker.receiver.webhook import Malformed, decide, parse
+from worker.receiver.webhook import decide, parse
 
 log = structlog.get_logger("leadrouter.web")
 SIGNATURE_HEADER = "x-leadterra-signature"
@@ -61,10 +62,6 @@ class RequestContext:
             )
             structlog.contextvars.bind_contextvars(request_id=request_id)
         await self.app(scope, receive, send)
-
-
-class TooLarge(Exception):
-    """Raised when a body passes the cap."""
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -10,17 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from worker.errors import Malformed
+
 REPLY_EVENT = "reply.received"
 MAX_ID_LENGTH = 200
 REPLY_FIELDS = ("email", "campaignId", "classification", "receivedAt")
-
-
-class Malformed(ValueError):
-    """Raised when a delivery is not JSON (400) or not the envelope's shape (422)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker import errors
+from worker.leadterra.models import AssignResult
 from worker.logs import get_logger
-from worker.routing.rotation import NobodyEligible, Pick, Policy
+from worker.routing.rotation import Pick, Policy
 from worker.runtime import Runtime
 
 log = get_logger("leadrouter.assign")
@@ -56,112 +57,133 @@ def _pick(rt: Runtime, reply: dict[str, Any]) -> tuple[Pick, Policy]:
     return rt.rotation.pick(reply["id"], policy, rt.leadterra.list_sdrs), policy
 
 
+class _Run:
+    """One call of `assign`: the reply, a clock, and a log bound to the reply id and attempt.
+
+    One method per outcome records it and logs its event; each returns the outcome's name.
+    """
+
+    def __init__(self, rt: Runtime, reply: dict[str, Any], attempt: int) -> None:
+        self.rt = rt
+        self.reply = reply
+        self.started = time.perf_counter()
+        self.log = log.bind(reply_id=reply["id"], attempt=attempt)
+
+    def ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 1)
+
+    def held(self, nobody: errors.NoEligibleSdr, retries: int) -> str:
+        self.rt.holds.hold(self.reply, "no_eligible_sdr", retries)
+        self.rt.metrics.assignments.labels("held").inc()
+        self.log.warning(
+            "reply.no_eligible_sdr",
+            sdr_id=None,
+            outcome="held",
+            excluded=nobody.excluded,
+            recheck_seconds=self.rt.settings.hold_recheck_seconds,
+            duration_ms=self.ms(),
+        )
+        return "held"
+
+    def duplicate(self, done: dict[str, Any]) -> str:
+        self.log.info(
+            "reply.duplicate",
+            sdr_id=done.get("sdr"),
+            outcome="duplicate",
+            previous=done.get("outcome"),
+            duration_ms=self.ms(),
+        )
+        return "duplicate"
+
+    def decided(self, pick: Pick, policy: Policy) -> None:
+        """The rotation's fresh pick (not a remembered one), with why."""
+        log.info(
+            "rotation.decided",
+            reply_id=self.reply["id"],
+            sdr_id=pick.sdr_id,
+            rule=pick.rule,
+            roster=policy.roster_hash or None,
+            candidates=pick.candidates,
+            excluded=pick.excluded,
+        )
+
+    def icp_rejected(self, sdr_id: str, rejected: errors.IcpRejected) -> str:
+        _finish(self.rt, self.reply, "icp_rejected", sdr_id)
+        self.log.warning(
+            "reply.icp_rejected",
+            sdr_id=sdr_id,
+            outcome="icp_rejected",
+            code=rejected.code,
+            duration_ms=self.ms(),
+        )
+        return "icp_rejected"
+
+    def sdr_unavailable(self, sdr_id: str, refused: errors.ServiceError) -> None:
+        """The picked SDR cannot take the reply: forget the pick so the next one differs."""
+        self.rt.rotation.forget(self.reply["id"])
+        self.log.warning(
+            "reply.sdr_unavailable",
+            sdr_id=sdr_id,
+            outcome="repick",
+            status=refused.status,
+            code=refused.code,
+            duration_ms=self.ms(),
+        )
+
+    def already_assigned(self, sdr_id: str) -> str:
+        since = _finish(self.rt, self.reply, "already_assigned", sdr_id)
+        self.log.info(
+            "reply.already_assigned",
+            since_webhook_ms=since,
+            sdr_id=sdr_id,
+            outcome="already_assigned",
+            duration_ms=self.ms(),
+        )
+        return "already_assigned"
+
+    def assigned(self, sdr_id: str, pick: Pick, handoff: AssignResult | None) -> str:
+        since = _finish(self.rt, self.reply, "assigned", sdr_id)
+        self.log.info(
+            "reply.assigned",
+            since_webhook_ms=since,
+            sdr_id=sdr_id,
+            outcome="assigned",
+            rule=pick.rule,
+            thread_id=handoff.thread_id if handoff else None,
+            handoff_id=handoff.handoff_id if handoff else None,
+            duration_ms=self.ms(),
+        )
+        return "assigned"
+
+
 def assign(rt: Runtime, reply: dict[str, Any], *, attempt: int, retries: int) -> str:
     """Hand `reply` to one SDR, exactly once; return the outcome's name."""
-    started = time.perf_counter()
-    reply_id = reply["id"]
-
-    def ms() -> float:
-        return round((time.perf_counter() - started) * 1000, 1)
-
+    run = _Run(rt, reply, attempt)
     for _ in range(2):  # a second pass only when the picked SDR turned out unable to take it
         try:
             pick, policy = _pick(rt, reply)
-        except NobodyEligible as nobody:
-            rt.holds.hold(reply, "no_eligible_sdr", retries)
-            rt.metrics.assignments.labels("held").inc()
-            log.warning(
-                "reply.no_eligible_sdr",
-                reply_id=reply_id,
-                sdr_id=None,
-                attempt=attempt,
-                outcome="held",
-                excluded=nobody.excluded,
-                recheck_seconds=rt.settings.hold_recheck_seconds,
-                duration_ms=ms(),
-            )
-            return "held"
+        except errors.NoEligibleSdr as nobody:
+            return run.held(nobody, retries)
         if pick.kind == "done":
-            previous = (pick.done or {}).get("outcome")
-            log.info(
-                "reply.duplicate",
-                reply_id=reply_id,
-                sdr_id=(pick.done or {}).get("sdr"),
-                attempt=attempt,
-                outcome="duplicate",
-                previous=previous,
-                duration_ms=ms(),
-            )
-            return "duplicate"
+            return run.duplicate(pick.done or {})
         if pick.kind == "picked":
-            log.info(
-                "rotation.decided",
-                reply_id=reply_id,
-                sdr_id=pick.sdr_id,
-                rule=pick.rule,
-                roster=policy.roster_hash or None,
-                candidates=pick.candidates,
-                excluded=pick.excluded,
-            )
+            run.decided(pick, policy)
         sdr_id = str(pick.sdr_id)
         try:
             result = rt.leadterra.assign_reply(
-                reply_id,
+                reply["id"],
                 sdr_id,
                 category=rt.settings.assign_category,
                 skip_icp_check=rt.settings.assign_skip_icp_check,
             )
         except errors.IcpRejected as rejected:
-            _finish(rt, reply, "icp_rejected", sdr_id)
-            log.warning(
-                "reply.icp_rejected",
-                reply_id=reply_id,
-                sdr_id=sdr_id,
-                attempt=attempt,
-                outcome="icp_rejected",
-                code=rejected.code,
-                duration_ms=ms(),
-            )
-            return "icp_rejected"
+            return run.icp_rejected(sdr_id, rejected)
         except (errors.NotFound, errors.InvalidRequest) as refused:
             if _still_eligible(rt, sdr_id):
                 raise
-            rt.rotation.forget(reply_id)
-            log.warning(
-                "reply.sdr_unavailable",
-                reply_id=reply_id,
-                sdr_id=sdr_id,
-                attempt=attempt,
-                outcome="repick",
-                status=refused.status,
-                code=refused.code,
-                duration_ms=ms(),
-            )
+            run.sdr_unavailable(sdr_id, refused)
             continue
         if result.already_assigned:
-            since = _finish(rt, reply, "already_assigned", sdr_id)
-            log.info(
-                "reply.already_assigned",
-                since_webhook_ms=since,
-                reply_id=reply_id,
-                sdr_id=sdr_id,
-                attempt=attempt,
-                outcome="already_assigned",
-                duration_ms=ms(),
-            )
-            return "already_assigned"
-        since = _finish(rt, reply, "assigned", sdr_id)
-        log.info(
-            "reply.assigned",
-            since_webhook_ms=since,
-            reply_id=reply_id,
-            sdr_id=sdr_id,
-            attempt=attempt,
-            outcome="assigned",
-            rule=pick.rule,
-            thread_id=result.result.thread_id if result.result else None,
-            handoff_id=result.result.handoff_id if result.result else None,
-            duration_ms=ms(),
-        )
-        return "assigned"
+            return run.already_assigned(sdr_id)
+        return run.assigned(sdr_id, pick, result.result)
     raise errors.ServerError("the SDR picked twice could not take the reply", endpoint="assign")

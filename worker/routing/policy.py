@@ -12,10 +12,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from config.settings import ConfigError, Settings
+from config.settings import Settings
+from worker.errors import RosterError
 from worker.keys import Keys
 from worker.logs import get_logger
-from worker.routing.roster import EMPTY, Roster, RosterError, load_roster
+from worker.routing.roster import EMPTY, Roster, load_roster
 from worker.routing.rotation import Policy, account_hash, account_of
 from worker.routing.workhours import WorkingHours
 
@@ -24,7 +25,8 @@ RELOAD_CHECK_SECONDS = 2.0
 
 
 class RosterSource:
-    """The roster file, loaded at start (a bad file is a ConfigError) and hot-reloaded."""
+    """The roster file, loaded at start (a bad file raises RosterError, a ConfigError) and
+    hot-reloaded."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -33,10 +35,7 @@ class RosterSource:
         self._mtime: float | None = None
         self.roster = EMPTY
         if path is not None:
-            try:
-                self.roster = load_roster(path)
-            except RosterError as bad:
-                raise ConfigError(str(bad)) from None
+            self.roster = load_roster(path)
             self._mtime = self._stat()
 
     def _stat(self) -> float | None:

@@ -37,11 +37,8 @@ from pydantic import (
     model_validator,
 )
 
+from worker.errors import RosterError as RosterError  # the CLI imports it from here
 from worker.routing.workhours import WorkingHours
-
-
-class RosterError(ValueError):
-    """Raised when the roster file cannot be read or fails validation; names line and field."""
 
 
 def _known_zone(value: str) -> str:

@@ -19,11 +19,11 @@ from typing import Any
 
 import redis
 
-from worker.keys import Keys
+from worker.errors import NoEligibleSdr
+from worker.keys import Keys, text
 from worker.leadterra.models import Sdr
 
 SCRIPT = files("worker.routing.lua").joinpath("rotation.lua").read_text(encoding="utf-8")
-FIXED_KEYS = 7
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,6 @@ class Pick:
     candidates: list[Any] = field(default_factory=list)
     excluded: dict[str, str] = field(default_factory=dict)
     done: dict[str, Any] | None = None
-
-
-class NobodyEligible(Exception):
-    """Raised when no SDR can take the reply now; `excluded` says why each SDR is out."""
-
-    def __init__(self, excluded: dict[str, str]) -> None:
-        super().__init__("no eligible SDR")
-        self.excluded = excluded
 
 
 def account_of(email: str | None, by: str, free_mail: frozenset[str]) -> str | None:
@@ -136,10 +128,10 @@ class Rotation:
         result: list[Any] = self._script(
             keys=keys, args=[reply_id, self._pick_ttl, json.dumps(doc)]
         )
-        return [r.decode() if isinstance(r, bytes) else r for r in result]
+        return [text(r) for r in result]
 
     def pick(self, reply_id: str, policy: Policy, refresh: Callable[[], list[Sdr]]) -> Pick:
-        """The SDR for this reply; raises NobodyEligible when nobody can take it now."""
+        """The SDR for this reply; raises NoEligibleSdr when nobody can take it now."""
         result = self._call(reply_id, policy)
         if result[0] == "refresh":
             with self._refresh_lock:
@@ -155,7 +147,7 @@ class Rotation:
         if kind == "prior":
             return Pick("prior", result[1], rule="remembered")
         if kind == "none":
-            raise NobodyEligible(json.loads(result[1]) or {})
+            raise NoEligibleSdr(excluded=json.loads(result[1]) or {})
         return Pick(
             "picked",
             result[1],
@@ -167,9 +159,9 @@ class Rotation:
     # -- views for the CLI ----------------------------------------------------------------------
 
     def mailbox_health(self) -> dict[str, str]:
-        """The last known Gmail health state per SDR (worker/routing/mailbox.py keeps it)."""
+        """The last known Gmail health state per SDR (worker/routing/mailbox_health.py keeps it)."""
         raw = self._redis.hgetall(self._keys.mailbox_health)
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     def state(self) -> dict[str, dict[str, float]]:
         """Each SDR's credit and pick count."""
@@ -179,9 +171,5 @@ class Rotation:
             ("count", self._keys.rotation_count),
         ):
             for raw_id, value in self._redis.hgetall(key).items():
-                out.setdefault(_text(raw_id), {})[field_name] = float(value)
+                out.setdefault(text(raw_id), {})[field_name] = float(value)
         return out
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from worker.keys import Keys
+from worker.keys import Keys, text
 from worker.routing.roster import Roster
 
 FIXED_REASONS = ("not_connected", "mailbox:")  # out whatever the roster says
@@ -69,7 +69,7 @@ def read_decisions(client: redis.Redis, keys: Keys, limit: int = 100_000) -> lis
     out = []
     entries: list[Any] = list(reversed(client.xrevrange(keys.decisions, count=limit) or []))
     for _, raw in entries:
-        fields = {_text(k): _text(v) for k, v in (raw or {}).items()}
+        fields = {text(k): text(v) for k, v in (raw or {}).items()}
         candidates = json.loads(fields.get("candidates") or "[]") or []
         excluded = json.loads(fields.get("excluded") or "{}") or {}
         out.append(
@@ -85,10 +85,6 @@ def read_decisions(client: redis.Redis, keys: Keys, limit: int = 100_000) -> lis
             )
         )
     return out
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass

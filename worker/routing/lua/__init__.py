@@ -1,0 +1,1 @@
+"""The Lua scripts run inside Redis (the rotation's pick)."""

@@ -3,7 +3,7 @@
 -- KEYS[1] SDR cache (JSON [[id, connected], ...] in a stable order)  KEYS[2] credit hash
 -- KEYS[3] pick count hash  KEYS[4] pick:{reply}  KEYS[5] done:{reply}  KEYS[6] mailbox health
 -- KEYS[7] decision stream  KEYS[8..] sticky and daily-cap counters, by the indexes in the policy
--- ARGV[1] reply id  ARGV[2] pick TTL (s)  ARGV[3] policy JSON (see worker/rotation.py)
+-- ARGV[1] reply id  ARGV[2] pick TTL (s)  ARGV[3] policy JSON (see worker/routing/rotation.py)
 --
 -- Smooth weighted round-robin (nginx): every candidate gains its weight, the richest wins and
 -- pays the total. Credits live in Redis; an SDR that leaves the candidates loses its credit and

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from worker import errors
+from worker.keys import text
 from worker.logs import get_logger
 from worker.runtime import Runtime
 
@@ -46,7 +47,7 @@ def check_mailboxes(rt: Runtime) -> dict[str, str]:
             continue
         state = status.health_state if status.connected else "disconnected"
         raw = swap(keys=[rt.keys.mailbox_health], args=[sdr_id, state, ttl])
-        previous = raw.decode() if isinstance(raw, bytes) else raw
+        previous = None if raw is None else text(raw)
         states[sdr_id] = state
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         if previous == state:
@@ -72,11 +73,7 @@ def check_mailboxes(rt: Runtime) -> dict[str, str]:
     # An SDR whose key was removed is never checked again: drop its last state, or an unhealthy
     # one would keep it out of the rotation for good (the hash's TTL is renewed every check).
     keyed = rt.settings.leadterra_sdr_api_keys
-    stale = [f for f in rt.redis.hkeys(rt.keys.mailbox_health) if _text(f) not in keyed]
+    stale = [f for f in rt.redis.hkeys(rt.keys.mailbox_health) if text(f) not in keyed]
     if stale:
         rt.redis.hdel(rt.keys.mailbox_health, *stale)
     return states
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
