@@ -45,9 +45,14 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def fake_redis() -> Iterator[fakeredis.FakeRedis]:
-    server = fakeredis.FakeServer()
-    client = fakeredis.FakeRedis(server=server)
+def fake_server() -> fakeredis.FakeServer:
+    """One fresh in-memory Redis per test; connect to it with `fake_redis` (or an async client)."""
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def fake_redis(fake_server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
+    client = fakeredis.FakeRedis(server=fake_server)
     yield client
     client.close()
 

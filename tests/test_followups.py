@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from tests.conftest import API_KEY, make_settings
+from tests.support.fake_leadterra import DUE_PATH, INBOX_PATH, FakeLeadterra
 from worker import errors
 from worker.followups.poll import (
     PollResult,
@@ -28,14 +27,10 @@ from worker.followups.poll import (
     sdr_scopes,
     terminal_reason,
 )
-from worker.leadterra.client import LeadterraClient
 from worker.leadterra.models import FollowUp, Thread
 from worker.runtime import Runtime
 
 SDR_KEYS = {"sdr_1": "sk_sdr_one_123", "sdr_2": "sk_sdr_two_456"}
-OWNERS: dict[str, str | None] = {v: k for k, v in SDR_KEYS.items()} | {API_KEY: None}
-DUE_PATH = "/v1/sdr/followups/due"
-INBOX_PATH = "/v1/sdr/inbox"
 PARIS = {"timezone": "Europe/Paris", "days": "mon-fri", "start": "09:00", "end": "17:00"}
 DUE = "2026-06-29T14:00:00Z"
 SATURDAY = "2030-06-01T10:00:00.000Z"  # 12:00 in Paris
@@ -59,64 +54,10 @@ def thread(tid: str, status: str = "needs_followup") -> dict[str, Any]:
     }
 
 
-@dataclass
-class Call:
-    sdr: str | None
-    authorization: str
-    method: str
-    path: str
-    params: dict[str, str]
-    body: Any
-
-
-@dataclass
-class FakeLeadterra:
-    """Each key sees its own SDR's due list and inbox; `answers` overrides (sdr, path)."""
-
-    due: dict[str | None, list[dict[str, Any]]] = field(default_factory=dict)
-    inbox: dict[str | None, list[dict[str, Any]]] = field(default_factory=dict)
-    answers: dict[tuple[str | None, str], httpx.Response] = field(default_factory=dict)
-    calls: list[Call] = field(default_factory=list)
-    due_delay: float = 0.0
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        authorization = request.headers.get("authorization", "")
-        key = authorization.removeprefix("Bearer ")
-        if key not in OWNERS:
-            return httpx.Response(401, json={"error": {"code": "authentication_failed"}})
-        sdr, path = OWNERS[key], request.url.path
-        body = json.loads(request.content) if request.content else None
-        call = Call(sdr, authorization, request.method, path, dict(request.url.params), body)
-        self.calls.append(call)
-        if (sdr, path) in self.answers:
-            return self.answers[(sdr, path)]
-        if path == DUE_PATH:
-            time.sleep(self.due_delay)
-            return httpx.Response(200, json={"data": self.due.get(sdr, [])})
-        if path == INBOX_PATH:
-            threads = self.inbox.get(sdr, [])
-            limit = int(request.url.params["limit"])
-            offset = int(request.url.params.get("offset", 0))
-            page = threads[offset : offset + limit]
-            more = offset + limit < len(threads)
-            data = {"threads": page, "total": len(threads), "hasMore": more}
-            return httpx.Response(200, json={"data": data})
-        if path.startswith("/v1/sdr/followups/") and path.endswith(("/skip", "/reschedule")):
-            return httpx.Response(200, json={"data": {"ok": True}})
-        return httpx.Response(404, json={"error": {"code": "not_found"}})
-
-    def client(self) -> LeadterraClient:
-        return LeadterraClient(
-            "http://leadterra.test", SecretStr(API_KEY), transport=httpx.MockTransport(self.handler)
-        )
-
-    def to(self, path: str) -> list[Call]:
-        return [c for c in self.calls if c.path == path]
-
-
 @pytest.fixture
 def fake() -> FakeLeadterra:
     return FakeLeadterra(
+        sdr_keys=SDR_KEYS,
         due={
             "sdr_1": [followup("fu_1", "thr_1", "sdr_1"), followup("fu_2", "thr_2", "sdr_1")],
             "sdr_2": [followup("fu_3", "thr_3", "sdr_2")],
@@ -151,6 +92,9 @@ class FanOut(list[dict[str, Any]]):
     def ids(self) -> list[str]:
         return [note["followup"]["id"] for note in self]
 
+    def by_id(self) -> dict[str, dict[str, Any]]:
+        return {note["followup"]["id"]: note for note in self}
+
 
 def expected_note(item: dict[str, Any], thr: dict[str, Any] | None, sdr: str | None) -> dict:
     due = item["dueAt"].replace("Z", ".000Z") if "." not in item["dueAt"] else item["dueAt"]
@@ -178,14 +122,16 @@ def decisions(rt: Runtime, decision: str) -> float:
 def test_poll_fans_out_one_note_per_due_followup_with_its_thread(
     rt: Runtime, fake: FakeLeadterra
 ) -> None:
+    """SDRs are polled in parallel, so notes are compared by follow-up id, not by position."""
     fan_out = FanOut()
     result = poll(rt, fan_out)
     due, inbox = fake.due, fake.inbox
-    assert fan_out == [
-        expected_note(due["sdr_1"][0], inbox["sdr_1"][0], "sdr_1"),
-        expected_note(due["sdr_1"][1], inbox["sdr_1"][1], "sdr_1"),
-        expected_note(due["sdr_2"][0], inbox["sdr_2"][0], "sdr_2"),
-    ]
+    assert fan_out.by_id() == {
+        "fu_1": expected_note(due["sdr_1"][0], inbox["sdr_1"][0], "sdr_1"),
+        "fu_2": expected_note(due["sdr_1"][1], inbox["sdr_1"][1], "sdr_1"),
+        "fu_3": expected_note(due["sdr_2"][0], inbox["sdr_2"][0], "sdr_2"),
+    }
+    assert len(fan_out) == 3
     assert result == PollResult(polled=2, due=3, claimed=3)
 
 
@@ -218,11 +164,11 @@ def test_note_for_has_the_documented_shape() -> None:
 
 def test_each_sdr_is_polled_with_its_own_key(rt: Runtime, fake: FakeLeadterra) -> None:
     poll(rt, FanOut())
-    assert [(c.sdr, c.authorization) for c in fake.to(DUE_PATH)] == [
+    assert sorted((c.sdr, c.authorization) for c in fake.to(DUE_PATH)) == [
         ("sdr_1", "Bearer sk_sdr_one_123"),
         ("sdr_2", "Bearer sk_sdr_two_456"),
     ]
-    assert [c.sdr for c in fake.to(INBOX_PATH)] == ["sdr_1", "sdr_2"]
+    assert sorted(c.sdr for c in fake.to(INBOX_PATH)) == ["sdr_1", "sdr_2"]
     assert all(c.sdr is not None for c in fake.calls)
 
 
@@ -465,30 +411,30 @@ def test_the_poll_lock_expires_no_sooner_than_two_minutes(rt: Runtime, fake_redi
 def test_two_racing_polls_never_fan_out_the_same_followup_twice(
     make_rt, fake: FakeLeadterra
 ) -> None:
-    fake.due_delay = 0.05
+    """Whichever poll takes the lock is held in its due calls until the other has returned, so
+    the two overlap on every run, whatever the scheduler does."""
     fake.due["sdr_1"] = [followup(f"fu_a{n}", "thr_1", "sdr_1") for n in range(20)]
-    runtimes = [make_rt(), make_rt()]
+    one_returned = threading.Event()
+
+    def held_until_one_poll_returned(request: httpx.Request) -> httpx.Response:
+        one_returned.wait(timeout=10)
+        return fake.documented(request)
+
+    fake.answers[DUE_PATH] = held_until_one_poll_returned
     fan_out = FanOut()
-    guard = threading.Lock()
-    start = threading.Barrier(2)
     results: list[PollResult] = []
 
-    def fanned(note: dict[str, Any]) -> None:
-        with guard:
-            fan_out.append(note)
-
     def run(rt: Runtime) -> None:
-        start.wait()
-        results.append(poll(rt, fanned))
+        results.append(poll(rt, fan_out))
+        one_returned.set()
 
-    workers = [threading.Thread(target=run, args=(rt,)) for rt in runtimes]
+    workers = [threading.Thread(target=run, args=(make_rt(),)) for _ in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=10)
-    assert len(results) == 2
-    assert sorted(fan_out.ids()) == sorted({*fan_out.ids()})
-    assert len(fan_out) == 21
+        worker.join(timeout=20)
+    assert sorted(r.skipped_lock for r in results) == [False, True]
+    assert sorted(fan_out.ids()) == sorted(["fu_3", *(f"fu_a{n}" for n in range(20))])
     assert sum(r.claimed for r in results) == 21
 
 

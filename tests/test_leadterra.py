@@ -3,7 +3,6 @@ leaks."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import make_settings
+from tests.support.fake_leadterra import Answer, FakeLeadterra
 from worker import errors
 from worker.leadterra.client import USER_AGENT, AssignOutcome, LeadterraClient, parse_retry_after
 from worker.leadterra.models import AssignResult
@@ -24,65 +24,8 @@ BASE_URL = "https://leadterra.test"
 KEY = "sk_live_SECRET123"
 SDR_KEY = "sk_live_SDRKEY456"
 THREADS = [{"id": f"thr_{n}", "status": "new", "priorityScore": n} for n in range(250)]
-
-Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
-
-def handler(request: httpx.Request) -> httpx.Response:
-    """Leadterra's happy path, routed on the path the way the docs show each answer."""
-    path = request.url.path
-    if path == "/v1/sdrs":
-        return httpx.Response(200, json={"data": [{"id": "sdr_1", "gmailConnected": True}]})
-    if path.startswith("/v1/replies/") and path.endswith("/assign"):
-        data = {"handoffId": "ho_1", "threadId": "thr_1", "messageId": "m_1", "gmailThreadId": "g1"}
-        return httpx.Response(200, json={"data": data})
-    if path == "/v1/sdr/followups/due":
-        item = {"id": "fu_1", "threadId": "thr_1", "sdrId": "sdr_1", "status": "pending",
-                "dueAt": "2026-06-29T14:00:00.000Z"}  # fmt: skip
-        return httpx.Response(200, json={"data": [item]})
-    if path.startswith("/v1/sdr/followups/") or path.startswith("/v1/sdr/threads/"):
-        return httpx.Response(200)
-    if path == "/v1/sdr/inbox":
-        limit = int(request.url.params.get("limit", 50))
-        offset = int(request.url.params.get("offset", 0))
-        page = THREADS[offset : offset + limit]
-        more = offset + limit < len(THREADS)
-        return httpx.Response(
-            200, json={"data": {"threads": page, "total": len(THREADS), "hasMore": more}}
-        )
-    if path == "/v1/sdr/gmail/status":
-        status = {"connected": True, "email": "sdr@gmail.com", "healthState": "active"}
-        return httpx.Response(200, json={"data": status})
-    if path == "/v1/webhooks":
-        sent = json.loads(request.content)
-        hook = {"id": "wh_1", "status": "active", "createdAt": "2025-06-11T09:14:32Z", **sent}
-        return httpx.Response(200, json={"webhook": hook})
-    return httpx.Response(404, json={"error": {"code": "not_found", "message": path}})
-
-
-@dataclass
-class FakeLeadterra:
-    """Records every request; `answers[path]` overrides the handler for one path."""
-
-    requests: list[httpx.Request] = field(default_factory=list)
-    answers: dict[str, Answer] = field(default_factory=dict)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        assert len(self.requests) <= 20, "runaway client: more than 20 requests in one test"
-        answer = self.answers.get(request.url.path, handler)
-        if isinstance(answer, Exception):
-            raise answer
-        if isinstance(answer, httpx.Response):
-            return answer
-        return answer(request)
-
-    @property
-    def last(self) -> httpx.Request:
-        return self.requests[-1]
-
-    def body(self, index: int = -1) -> Any:
-        return json.loads(self.requests[index].content)
+DUE_ITEM = {"id": "fu_1", "threadId": "thr_1", "sdrId": "sdr_1", "status": "pending",
+            "dueAt": "2026-06-29T14:00:00.000Z"}  # fmt: skip
 
 
 @dataclass
@@ -101,7 +44,15 @@ class RecordingObserver:
 
 @pytest.fixture
 def api() -> FakeLeadterra:
-    return FakeLeadterra()
+    return FakeLeadterra(
+        [{"id": "sdr_1", "gmailConnected": True}],
+        workspace_key=KEY,
+        sdr_keys={"sdr_1": SDR_KEY},
+        due={None: [dict(DUE_ITEM)]},  # copies: a test may edit the fake's data
+        inbox={None: [dict(t) for t in THREADS]},
+        base_url=BASE_URL,
+        max_calls=20,
+    )
 
 
 @pytest.fixture
@@ -111,9 +62,7 @@ def observer() -> RecordingObserver:
 
 @pytest.fixture
 def client(api: FakeLeadterra, observer: RecordingObserver) -> Iterator[LeadterraClient]:
-    leadterra = LeadterraClient(
-        BASE_URL, SecretStr(KEY), transport=httpx.MockTransport(api), observer=observer
-    )
+    leadterra = api.client(observer=observer)
     yield leadterra
     leadterra.close()
 
@@ -152,7 +101,7 @@ def test_from_settings_takes_the_timeouts_base_url_and_key_from_settings(
         leadterra_timeout_read=7.0,
         leadterra_timeout_pool=2.5,
     )
-    leadterra = LeadterraClient.from_settings(settings, transport=httpx.MockTransport(api))
+    leadterra = LeadterraClient.from_settings(settings, transport=api.transport())
     leadterra.list_sdrs()
     timeout = leadterra._http.timeout
     assert (timeout.connect, timeout.read, timeout.pool) == (1.5, 7.0, 2.5)
@@ -174,11 +123,11 @@ def test_with_key_reuses_the_pool_and_sends_its_own_key(
     client.list_sdrs()
 
     assert sdr_client._http is client._http
-    assert [r.headers["authorization"] for r in api.requests] == [
+    assert [call.authorization for call in api.calls] == [
         f"Bearer {SDR_KEY}",
         f"Bearer {KEY}",
     ]
-    assert str(api.requests[0].url) == f"{BASE_URL}/v1/sdr/gmail/status"
+    assert str(api.calls[0].url) == f"{BASE_URL}/v1/sdr/gmail/status"
     assert ("before", "GET /v1/sdr/gmail/status") in observer.calls  # observer is shared
 
 
@@ -195,7 +144,8 @@ def test_repr_shows_the_base_url_but_never_the_key(client: LeadterraClient) -> N
 
 def test_list_sdrs_gets_v1_sdrs(client: LeadterraClient, api: FakeLeadterra) -> None:
     sdrs = client.list_sdrs()
-    assert (api.last.method, api.last.url.path, api.last.content) == ("GET", "/v1/sdrs", b"")
+    assert (api.last.method, api.last.url.path) == ("GET", "/v1/sdrs")
+    assert api.last.request.content == b""
     assert [(s.id, s.gmail_connected) for s in sdrs] == [("sdr_1", True)]
 
 
@@ -205,12 +155,10 @@ def test_assign_posts_the_documented_body(client: LeadterraClient, api: FakeLead
     assert api.last.method == "POST"
     assert api.last.url.path == "/v1/replies/rpl_01HZB3MNPW6XT8QA/assign"
     assert api.last.headers["content-type"] == "application/json"
-    assert api.body() == {"sdrId": "sdr_1", "category": "A", "skipIcpCheck": True}
+    assert api.last.body == {"sdrId": "sdr_1", "category": "A", "skipIcpCheck": True}
     assert outcome == AssignOutcome(
         already_assigned=False,
-        result=AssignResult(
-            handoff_id="ho_1", thread_id="thr_1", message_id="m_1", gmail_thread_id="g1"
-        ),
+        result=AssignResult(handoff_id="h1", thread_id="t1", message_id="m1", gmail_thread_id="g1"),
     )
 
 
@@ -231,14 +179,14 @@ def test_assign_sends_optional_fields_only_when_given(
     client: LeadterraClient, api: FakeLeadterra, kwargs: dict[str, Any], extra: dict[str, Any]
 ) -> None:
     client.assign_reply("rpl_1", "sdr_1", **kwargs)
-    assert api.body() == {"sdrId": "sdr_1", "category": "A", "skipIcpCheck": True, **extra}
+    assert api.last.body == {"sdrId": "sdr_1", "category": "A", "skipIcpCheck": True, **extra}
 
 
 def test_assign_can_leave_out_category_and_skip_icp_check(
     client: LeadterraClient, api: FakeLeadterra
 ) -> None:
     client.assign_reply("rpl_1", "sdr_1", category=None, skip_icp_check=None)
-    assert api.body() == {"sdrId": "sdr_1"}
+    assert api.last.body == {"sdrId": "sdr_1"}
 
 
 @pytest.mark.parametrize(
@@ -275,13 +223,13 @@ def test_complete_followup_posts_without_a_body(
 ) -> None:
     assert client.complete_followup("fu_1") is None
     assert (api.last.method, api.last.url.path) == ("POST", "/v1/sdr/followups/fu_1/complete")
-    assert api.last.content == b""
+    assert api.last.request.content == b""
 
 
 def test_skip_followup_sends_the_reason(client: LeadterraClient, api: FakeLeadterra) -> None:
     client.skip_followup("fu_1", "lead replied on another thread")
     assert (api.last.method, api.last.url.path) == ("POST", "/v1/sdr/followups/fu_1/skip")
-    assert api.body() == {"reason": "lead replied on another thread"}
+    assert api.last.body == {"reason": "lead replied on another thread"}
 
 
 @pytest.mark.parametrize(
@@ -298,7 +246,7 @@ def test_reschedule_sends_due_at_as_utc_with_milliseconds_and_z(
 ) -> None:
     client.reschedule_followup("fu_1", due_at)
     assert (api.last.method, api.last.url.path) == ("POST", "/v1/sdr/followups/fu_1/reschedule")
-    assert api.body() == {"dueAt": "2026-07-05T14:00:00.000Z"}
+    assert api.last.body == {"dueAt": "2026-07-05T14:00:00.000Z"}
 
 
 def test_schedule_sends_due_at_as_utc_with_milliseconds_and_z(
@@ -310,7 +258,7 @@ def test_schedule_sends_due_at_as_utc_with_milliseconds_and_z(
         "POST",
         "/v1/sdr/threads/thr_1/followup/schedule",
     )
-    assert api.body() == {"dueAt": "2026-07-05T14:30:15.123Z"}
+    assert api.last.body == {"dueAt": "2026-07-05T14:30:15.123Z"}
 
 
 def test_schedule_without_due_at_sends_an_empty_object(
@@ -318,7 +266,7 @@ def test_schedule_without_due_at_sends_an_empty_object(
 ) -> None:
     client.schedule_thread_followup("thr_1")
     assert api.last.headers["content-type"] == "application/json"
-    assert api.body() == {}
+    assert api.last.body == {}
 
 
 def test_inbox_sends_repeated_status_params_category_limit_and_offset(
@@ -359,8 +307,8 @@ def test_inbox_all_pages_until_has_more_is_false(
     threads = client.inbox_all(status=["new"])
 
     assert [t.id for t in threads] == [t["id"] for t in THREADS]
-    assert [r.url.params.get("offset", "0") for r in api.requests] == ["0", "100", "200"]
-    assert all(r.url.params.get_list("status") == ["new"] for r in api.requests)
+    assert [c.url.params.get("offset", "0") for c in api.calls] == ["0", "100", "200"]
+    assert all(c.url.params.get_list("status") == ["new"] for c in api.calls)
 
 
 def test_inbox_all_stops_on_an_empty_page_even_if_has_more_says_otherwise(
@@ -369,7 +317,7 @@ def test_inbox_all_stops_on_an_empty_page_even_if_has_more_says_otherwise(
     body = {"data": {"threads": [], "total": 9, "hasMore": True}}
     api.answers["/v1/sdr/inbox"] = answer(200, body)
     assert client.inbox_all() == []
-    assert len(api.requests) == 1
+    assert len(api.calls) == 1
 
 
 def test_gmail_status_gets_the_sdr_connection(client: LeadterraClient, api: FakeLeadterra) -> None:
@@ -385,7 +333,7 @@ def test_gmail_status_gets_the_sdr_connection(client: LeadterraClient, api: Fake
 def test_create_webhook_posts_url_and_events(client: LeadterraClient, api: FakeLeadterra) -> None:
     hook = client.create_webhook("https://router.example/hooks", ["reply.received"])
     assert (api.last.method, api.last.url.path) == ("POST", "/v1/webhooks")
-    assert api.body() == {"url": "https://router.example/hooks", "events": ["reply.received"]}
+    assert api.last.body == {"url": "https://router.example/hooks", "events": ["reply.received"]}
     assert (hook.id, hook.status, hook.events) == ("wh_1", "active", ["reply.received"])
 
 
@@ -773,9 +721,7 @@ def test_the_observer_can_block_a_call_before_it_is_sent(api: FakeLeadterra) -> 
         def after_call(self, *args: Any) -> None:
             raise AssertionError("after_call must not run for a call never made")
 
-    leadterra = LeadterraClient(
-        BASE_URL, SecretStr(KEY), transport=httpx.MockTransport(api), observer=Refuse()
-    )
+    leadterra = api.client(observer=Refuse())
     with pytest.raises(errors.RateLimited):
         leadterra.list_sdrs()
-    assert api.requests == []
+    assert api.calls == []
