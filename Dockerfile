@@ -13,5 +13,6 @@ COPY leadterra_sandbox ./leadterra_sandbox
 RUN pip install . && useradd --system --uid 10001 leadrouter
 
 USER leadrouter
-EXPOSE 8000
+# 8000: Leadterra's webhooks (PORT); 9000: the admin listener (ADMIN_PORT), /metrics and /readyz
+EXPOSE 8000 9000
 CMD ["leadrouter", "web"]

@@ -162,6 +162,7 @@ class Service:
             "LEADTERRA_WEBHOOK_SECRET": SECRET,
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
+            "ADMIN_PORT": "0",  # a free one: deployments side by side must not share 9000
             "WORKER_CONCURRENCY": "32",
             "LEADTERRA_MAX_RPS": "100000",
             "LOG_LEVEL": "WARNING",

@@ -57,9 +57,38 @@ def test_web_worker_and_beat_share_one_image_built_from_the_dockerfile() -> None
     assert (ROOT / "Dockerfile").exists()
 
 
-def test_the_sandbox_is_behind_the_demo_profile() -> None:
-    assert COMPOSE["services"]["sandbox"]["profiles"] == ["demo"]
-    assert all("profiles" not in s for n, s in COMPOSE["services"].items() if n != "sandbox")
+def test_the_sandbox_and_prometheus_are_behind_their_profiles() -> None:
+    profiles = {n: s["profiles"] for n, s in COMPOSE["services"].items() if "profiles" in s}
+    assert profiles == {"sandbox": ["demo"], "prometheus": ["monitoring"]}
+
+
+def test_web_serves_leadterra_on_port_and_operators_on_a_token_guarded_admin_port() -> None:
+    web = COMPOSE["services"]["web"]
+    env = web["environment"]
+    all_interfaces = "0.0.0.0"  # noqa: S104 - on compose's network, guarded by the token
+    assert (env["PORT"], env["ADMIN_PORT"], env["ADMIN_HOST"]) == ("8000", "9000", all_interfaces)
+    assert env["ADMIN_TOKEN"] == "${ADMIN_TOKEN:-}"  # unset: web refuses to start (one line)
+    assert "127.0.0.1:${ADMIN_PORT:-9000}:9000" in web["ports"]  # the host's loopback only
+    assert "ADMIN_TOKEN" not in COMPOSE["services"]["worker"]["environment"]
+    health = " ".join(web["healthcheck"]["test"])
+    assert "127.0.0.1:8000/healthz" in health  # the public port's liveness, no token needed
+    for name in ("worker", "beat"):
+        assert COMPOSE["services"][name]["healthcheck"]["test"] == ["CMD", "leadrouter", "health"]
+    assert "EXPOSE 8000 9000" in (ROOT / "Dockerfile").read_text()
+
+
+def test_prometheus_scrapes_the_admin_port_with_the_token_from_a_file() -> None:
+    prometheus = COMPOSE["services"]["prometheus"]
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    assert job["static_configs"] == [{"targets": ["web:9000"]}]
+    assert job["metrics_path"] == "/metrics"
+    token_file = job["authorization"]["credentials_file"]
+    assert job["authorization"]["type"] == "Bearer"
+    command = " ".join(prometheus["command"])
+    assert f'"$$ADMIN_TOKEN" > {token_file}' in command
+    assert prometheus["environment"] == {"ADMIN_TOKEN": "${ADMIN_TOKEN:-}"}
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
 
 
 @pytest.mark.skipif(
@@ -67,7 +96,8 @@ def test_the_sandbox_is_behind_the_demo_profile() -> None:
     reason="Debian's docker-compose is not installed (.ci/run installs it)",
 )
 def test_docker_compose_validates_the_file_offline() -> None:
-    for args in (["config", "-q"], ["--profile", "demo", "config", "-q"]):
+    for profile in ([], ["--profile", "demo"], ["--profile", "monitoring"]):
+        args = [*profile, "config", "-q"]
         result = subprocess.run(
             ["docker-compose", *args],
             cwd=ROOT,

@@ -5,7 +5,8 @@ Two passes. The first lets schemathesis generate every operation's requests from
 against it: never a 5xx, only documented status codes, documented media types and schemas. The
 generated signatures are never valid, so it also proves nothing reaches Redis unsigned. The second
 signs schema-generated bodies with the real secret, so they get past the signature and exercise
-the 202 / 200 ignored / 200 duplicate / 422 paths.
+the 202 / 200 ignored / 200 duplicate / 200 stale / 422 paths. The document covers both
+listeners: operator paths go to the admin app, the rest to the public app.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,13 +37,17 @@ from starlette.testclient import TestClient
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from worker.health import stamp_heartbeat
 from worker.keys import Keys
+from worker.metrics import Metrics
+from worker.receiver.admin import create_admin_app
 from worker.receiver.openapi import OPENAPI
 from worker.receiver.web import create_app
+from worker.receiver.webhook import sent_at
 
 SETTINGS = make_settings()
 KEYS = Keys(SETTINGS.key_prefix)
 QUEUE = KEYS.queue("assign")
 WEBHOOK = ("/webhooks/leadterra", "POST")
+ADMIN_PATHS = frozenset({"/readyz", "/metrics", "/openapi.json"})
 CONFORMANCE = [
     not_a_server_error,
     status_code_conformance,
@@ -67,9 +73,22 @@ def sync(server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
 
 
 @pytest.fixture
-def app(server: fakeredis.FakeServer, sync: fakeredis.FakeRedis) -> Iterator[Starlette]:
-    yield create_app(SETTINGS, client=fakeredis.FakeAsyncRedis(server=server))
+def apps(server: fakeredis.FakeServer, sync: fakeredis.FakeRedis) -> Iterator[dict[str, Starlette]]:
+    client, metrics = fakeredis.FakeAsyncRedis(server=server), Metrics()
+    yield {
+        "public": create_app(SETTINGS, client=client, metrics=metrics),
+        "admin": create_admin_app(SETTINGS, client=client, metrics=metrics),
+    }
     shutdown_lifespans()  # schemathesis keeps each app's lifespan running until told
+
+
+@pytest.fixture
+def app(apps: dict[str, Starlette]) -> Starlette:
+    return apps["public"]
+
+
+def app_for(apps: dict[str, Starlette], path: str) -> Starlette:
+    return apps["admin" if path in ADMIN_PATHS else "public"]
 
 
 # The document is loaded as data, and each test sends to its own app (`case.call(app=...)`):
@@ -77,15 +96,15 @@ def app(server: fakeredis.FakeServer, sync: fakeredis.FakeRedis) -> Iterator[Sta
 schema = schemathesis.openapi.from_dict(OPENAPI)
 
 
-def test_the_fuzzed_document_is_the_one_served(app) -> None:
-    with TestClient(app) as client:
+def test_the_fuzzed_document_is_the_one_served(apps) -> None:
+    with TestClient(apps["admin"]) as client:
         assert client.get("/openapi.json").json() == OPENAPI
 
 
 @schema.parametrize()
 @FUZZ
-def test_every_operation_answers_as_documented_and_never_5xx(case, app, sync) -> None:
-    response = case.call(app=app)
+def test_every_operation_answers_as_documented_and_never_5xx(case, apps, sync) -> None:
+    response = case.call(app=app_for(apps, case.path))
     event(f"{case.meta.generation.mode.value} {case.meta.phase.name.value}: {response.status_code}")
     # The signatures schemathesis makes up are never valid, so its "positive" webhook cases get
     # a documented 401, not the 2xx positive_data_acceptance expects; every other check holds.
@@ -117,6 +136,7 @@ def test_signed_schema_generated_deliveries_take_the_documented_paths(app, sync,
     case = data.draw(operation.as_strategy(), label="case")
     body: dict[str, Any] = case.body
     if data.draw(st.booleans(), label="steer towards a positive reply"):
+        body["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         body["event"] = "reply.received"
         reply = body["data"].setdefault("reply", {})
         reply["id"] = data.draw(st.from_regex(r"rpl_[a-z0-9]{1,8}", fullmatch=True), label="id")
@@ -138,6 +158,10 @@ def test_signed_schema_generated_deliveries_take_the_documented_paths(app, sync,
 
     if not 0 < len(body["event"]) <= 100:
         assert (response.status_code, answer["status"]) == (422, "malformed")
+    elif (
+        sent_at(body.get("timestamp")) or time.time()
+    ) < time.time() - SETTINGS.webhook_tolerance_seconds:
+        assert (response.status_code, answer["status"]) == (200, "stale")
     elif body["event"] != "reply.received":
         assert (response.status_code, answer["status"]) == (200, "ignored")
     elif not valid_id(reply_id):

@@ -1,7 +1,11 @@
+"""The public app in-process (TestClient, fakeredis): the webhook's answers and /healthz, with
+the admin app beside it for /readyz and /metrics."""
+
 import base64
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 
 import fakeredis
@@ -12,9 +16,15 @@ from starlette.testclient import TestClient
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from worker.embedded_redis import free_port
 from worker.keys import Keys
+from worker.metrics import Metrics
+from worker.receiver.admin import create_admin_app
 from worker.receiver.web import create_app
 
 KEYS = Keys("test:")
+
+
+def iso(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
 
 
 def body_for(reply_id: str = "rpl_1", classification: str = "interested", **extra: object) -> bytes:
@@ -28,7 +38,7 @@ def body_for(reply_id: str = "rpl_1", classification: str = "interested", **extr
     }
     envelope = {
         "event": "reply.received",
-        "timestamp": "2025-06-11T09:14:33Z",
+        "timestamp": iso(time.time()),
         "data": {"reply": reply},
         **extra,
     }
@@ -45,10 +55,25 @@ def server() -> fakeredis.FakeServer:
 
 
 @pytest.fixture
-def client(server: fakeredis.FakeServer) -> Iterator[TestClient]:
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def client(server: fakeredis.FakeServer, metrics: Metrics) -> Iterator[TestClient]:
     app = create_app(
         make_settings(leadterra_webhook_secret_previous="whsec_old_9876543210"),
         client=fakeredis.FakeAsyncRedis(server=server),
+        metrics=metrics,
+    )
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin(server: fakeredis.FakeServer, metrics: Metrics) -> Iterator[TestClient]:
+    app = create_admin_app(
+        make_settings(), client=fakeredis.FakeAsyncRedis(server=server), metrics=metrics
     )
     with TestClient(app) as test_client:
         yield test_client
@@ -207,23 +232,132 @@ def test_healthz_answers_while_the_process_is_up(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_readyz_is_503_with_a_reason_until_a_worker_consumes(client, sync) -> None:
-    response = client.get("/readyz")
+def test_readyz_is_503_with_a_reason_until_a_worker_consumes(admin, sync) -> None:
+    response = admin.get("/readyz")
     assert response.status_code == 503
     assert "no worker" in response.json()["reason"]
     from worker.health import stamp_heartbeat
 
     stamp_heartbeat(sync, KEYS, "w1")
-    assert client.get("/readyz").status_code == 200
+    assert admin.get("/readyz").status_code == 200
 
 
-def test_metrics_count_webhooks_by_outcome(client) -> None:
+@pytest.mark.parametrize("path", ["/metrics", "/readyz", "/openapi.json"])
+def test_operator_pages_are_not_on_the_public_app(client, admin, path) -> None:
+    assert client.get(path).status_code == 404
+    assert admin.get(path).status_code in (200, 503)
+
+
+def test_metrics_count_webhooks_by_outcome(client, admin) -> None:
     body = body_for()
     post(client, body, sign(body))
     post(client, body, sign(body))
     post(client, body, "bad")
-    text = client.get("/metrics").text
+    text = admin.get("/metrics").text
     assert 'leadrouter_webhooks_total{outcome="enqueued"} 1.0' in text
     assert 'leadrouter_webhooks_total{outcome="duplicate"} 1.0' in text
     assert 'leadrouter_webhooks_total{outcome="bad_signature"} 1.0' in text
     assert 'leadrouter_queue_depth{queue="assign"} 1.0' in text
+
+
+# -- the signed timestamp: stale deliveries refused, a fast clock only logged ------------------
+
+DAY = 24 * 3600
+
+
+def test_a_delivery_older_than_the_tolerance_is_200_stale_and_writes_nothing(
+    client, admin, sync
+) -> None:
+    """A captured delivery replayed after its dedupe marker expired: nothing is enqueued."""
+    body = body_for(timestamp=iso(time.time() - DAY - 3600))
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        response = post(client, body, sign(body))
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "stale", "reply_id": "rpl_1"},
+    )
+    assert queued(sync) == []
+    assert sync.dbsize() == 0  # no dedupe marker either
+    [event] = [e for e in logs if e["event"] == "webhook.received"]
+    assert (event["log_level"], event["outcome"], event["reply_id"]) == (
+        "warning",
+        "stale",
+        "rpl_1",
+    )
+    assert DAY + 3600 <= event["age_s"] < DAY + 3700
+    assert 'leadrouter_webhooks_total{outcome="stale"} 1.0' in admin.get("/metrics").text
+
+
+@pytest.mark.parametrize("event", ["reply.received", "message.sent"])
+def test_stale_applies_to_every_event_and_classification(client, sync, event) -> None:
+    envelope = {"event": event, "timestamp": iso(time.time() - 2 * DAY), "data": {"id": "m1"}}
+    body = json.dumps(envelope).encode()
+    assert post(client, body, sign(body)).json()["status"] == "stale"
+    assert sync.dbsize() == 0
+
+
+def test_a_delivery_just_inside_the_tolerance_is_enqueued(client, sync) -> None:
+    body = body_for(timestamp=iso(time.time() - DAY + 120))
+    assert post(client, body, sign(body)).status_code == 202
+    assert len(queued(sync)) == 1
+
+
+@pytest.mark.parametrize(("offset", "skew_logged"), [(30, False), (61 + 5, True), (30 * DAY, True)])
+def test_a_timestamp_ahead_of_our_clock_is_accepted_and_logged_past_a_minute(
+    client, sync, offset, skew_logged
+) -> None:
+    from structlog.testing import capture_logs
+
+    body = body_for(timestamp=iso(time.time() + offset))
+    with capture_logs() as logs:
+        response = post(client, body, sign(body))
+    assert response.status_code == 202
+    skews = [e for e in logs if e["event"] == "webhook.clock_skew"]
+    assert bool(skews) == skew_logged
+    if skews:
+        assert skews[0]["log_level"] == "warning"
+        assert skews[0]["reply_id"] == "rpl_1"
+        assert skews[0]["ahead_s"] >= offset - 5
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        (None, "missing"),
+        ("yesterday", "unreadable"),
+        ("", "unreadable"),
+        (1760000000, "unreadable"),
+        ("2025-13-45T99:00:00Z", "unreadable"),
+        ("9" * 100, "unreadable"),
+    ],
+)
+def test_a_missing_or_unreadable_timestamp_is_accepted_and_logged(
+    client, sync, timestamp, reason
+) -> None:
+    from structlog.testing import capture_logs
+
+    envelope = json.loads(body_for())
+    if timestamp is None:
+        del envelope["timestamp"]
+    else:
+        envelope["timestamp"] = timestamp
+    body = json.dumps(envelope).encode()
+    with capture_logs() as logs:
+        response = post(client, body, sign(body))
+    assert response.status_code == 202
+    [event] = [e for e in logs if e["event"] == "webhook.no_timestamp"]
+    assert (event["reason"], event["reply_id"]) == (reason, "rpl_1")
+
+
+def test_the_tolerance_is_a_setting(server, sync) -> None:
+    app = create_app(
+        make_settings(webhook_tolerance_seconds=2 * DAY),
+        client=fakeredis.FakeAsyncRedis(server=server),
+    )
+    with TestClient(app) as test_client:
+        fresh = body_for("rpl_a", timestamp=iso(time.time() - DAY - 3600))
+        stale = body_for("rpl_b", timestamp=iso(time.time() - 2 * DAY - 60))
+        assert post(test_client, fresh, sign(fresh)).status_code == 202
+        assert post(test_client, stale, sign(stale)).json()["status"] == "stale"

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from worker.errors import Malformed
-from worker.receiver.webhook import decide, parse
+from worker.receiver.webhook import CLOCK_SKEW_SECONDS, decide, freshness, parse, sent_at
 
 POSITIVE = frozenset({"interested"})
 
@@ -128,3 +128,55 @@ def test_a_reply_without_a_usable_id_or_with_a_bad_field_is_422(data: dict) -> N
     with pytest.raises(Malformed) as caught:
         decide(envelope(data), POSITIVE, 0)
     assert caught.value.status == 422
+
+
+# -- freshness: the signed timestamp against our clock ---------------------------------------
+
+NOW = 1_750_000_000.0  # 2025-06-15T15:06:40Z
+DAY = 86_400
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-06-15T15:06:40Z", NOW),
+        ("2025-06-15T15:06:40.250Z", NOW + 0.25),
+        ("2025-06-15T17:06:40+02:00", NOW),
+        ("2025-06-15T15:06:40", NOW),  # no zone: UTC, as Leadterra's docs say
+        (" 2025-06-15T15:06:40Z ", NOW),
+        ("", None),
+        ("not a date", None),
+        ("2025-02-30T00:00:00Z", None),
+        ("9" * 65, None),
+        (NOW, None),  # a number is not the documented form
+        (None, None),
+        (["2025-06-15T15:06:40Z"], None),
+    ],
+)
+def test_sent_at_reads_both_iso_forms_and_nothing_else(value, expected) -> None:
+    assert sent_at(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "verdict"),
+    [
+        ("2025-06-15T15:06:40Z", "fresh"),
+        ("2025-06-14T15:06:41Z", "fresh"),  # a second inside the day
+        ("2025-06-14T15:06:39Z", "stale"),
+        ("2020-01-01T00:00:00Z", "stale"),
+        ("2025-06-15T15:07:40Z", "fresh"),  # a minute ahead is tolerated silently
+        ("2025-06-15T15:07:41Z", "ahead"),
+        ("2030-01-01T00:00:00Z", "ahead"),
+        ("soon", "unreadable"),
+    ],
+)
+def test_freshness_against_a_day_of_tolerance(timestamp, verdict) -> None:
+    assert freshness({"timestamp": timestamp}, NOW, DAY).verdict == verdict
+
+
+def test_a_missing_timestamp_is_missing_and_ages_are_signed() -> None:
+    assert freshness({}, NOW, DAY).verdict == "missing"
+    assert freshness({"timestamp": None}, NOW, DAY).verdict == "missing"
+    assert freshness({"timestamp": "2025-06-13T15:06:40Z"}, NOW, DAY).age_s == 2 * DAY
+    ahead = freshness({"timestamp": "2025-06-15T15:16:40Z"}, NOW, DAY)
+    assert ahead.age_s == -600 and -ahead.age_s > CLOCK_SKEW_SECONDS

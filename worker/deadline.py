@@ -1,7 +1,7 @@
 """Wait for an effect by polling with a deadline, never a bare sleep.
 
     wait_until(lambda: queue.empty() or None, 30, what="the queue drained", alive=[worker])
-    wait_http("http://127.0.0.1:8000/readyz", 60, ok=(200,), alive=[web])
+    wait_http("http://127.0.0.1:9000/readyz", 60, ok=(200,), alive=[web])
 
 The probe runs once more at the deadline itself, so a slow machine does not lose the last
 chance. Anything passed as `alive` (a `Child` or a `Children` from worker/children.py) is checked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections import Counter
 
 import httpx
@@ -27,9 +28,14 @@ MIX = {
 }
 
 
+def now_iso() -> str:
+    """A fresh signed timestamp: one older than WEBHOOK_TOLERANCE_SECONDS is answered stale."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def signed_post(url: str, reply: dict, secret: str = SECRET) -> httpx.Response:
     body = json.dumps(
-        {"event": "reply.received", "timestamp": "2026-11-26T10:00:00Z", "data": {"reply": reply}},
+        {"event": "reply.received", "timestamp": now_iso(), "data": {"reply": reply}},
         separators=(",", ":"),
     ).encode()
     signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

@@ -94,13 +94,14 @@ def test_two_workers_and_two_beats_do_no_double_work(service_factory) -> None:
     polls = service.events("followups.polled") + service.events("followups.poll_skipped")
     assert len(service.events("followups.poll_skipped")) > 0 or len(polls) > 0
 
-    # counters from both worker processes reach the receiver's /metrics
+    # counters from both worker processes reach the admin listener's /metrics
     def scraped() -> float:
-        page = httpx.get(f"{service.base_url}/metrics").text
+        page = httpx.get(f"{service.admin_url}/metrics").text
         return metric(page, "leadrouter_assignments_total", outcome="assigned")
 
     wait_until(lambda: scraped() == len(interested), 20, what="worker counters in /metrics")
-    page = httpx.get(f"{service.base_url}/metrics").text
+    page = httpx.get(f"{service.admin_url}/metrics").text
+    assert httpx.get(f"{service.base_url}/metrics").status_code == 404  # not on Leadterra's port
     assert metric(page, "leadrouter_followups_total", decision="skipped") == 16
     assert metric(page, "leadrouter_followups_total", decision="routed") == 64
     assert metric(page, "leadrouter_webhooks_total", outcome="enqueued") == len(interested)

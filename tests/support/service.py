@@ -45,6 +45,12 @@ class Service:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    admin_port: int = 0
+
+    @property
+    def admin_url(self) -> str:
+        """The web process's admin listener: /metrics, /readyz, /openapi.json."""
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def control(self) -> Any:
@@ -144,7 +150,7 @@ def start_service(
     except BaseException:
         server.stop()
         raise
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     base_env = {
         "REDIS_URL": server.url,
         "KEY_PREFIX": PREFIX,
@@ -153,6 +159,7 @@ def start_service(
         "LEADTERRA_WEBHOOK_SECRET": SECRET,
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "ADMIN_PORT": str(admin_port),
         "WORKER_CONCURRENCY": "16",
         "FOLLOWUP_POLL_SECONDS": "1",
         "RETRY_BACKOFF_BASE": "0.5",
@@ -163,7 +170,7 @@ def start_service(
         **env,
     }
     children = Children(log_dir / "logs", base_env, cwd=ROOT)
-    service = Service(server, sandbox, children, port, base_env, log_dir)
+    service = Service(server, sandbox, children, port, base_env, log_dir, admin_port)
     try:
         for name in processes:
             service.start(name)

@@ -22,9 +22,12 @@ import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from leadterra_sandbox.client import SandboxControl
 from worker.children import Child, Children
+from worker.cli.output import console as data_console
+from worker.cli.output import data
 from worker.cli.run import SERVICE, leadrouter_argv
 from worker.deadline import DeadlineExceeded, wait_http, wait_until
 from worker.embedded_redis import free_port
@@ -75,7 +78,7 @@ def _seed_followups(control: SandboxControl, count: int) -> None:
     control.seed_followups(followups)
 
 
-def _environment(redis_url: str, api: int, web: int, secret: str) -> dict[str, str]:
+def _environment(redis_url: str, api: int, web: int, secret: str, admin: int) -> dict[str, str]:
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%a").lower()
     return {
         "REDIS_URL": redis_url,
@@ -88,6 +91,7 @@ def _environment(redis_url: str, api: int, web: int, secret: str) -> dict[str, s
         "LEADTERRA_WEBHOOK_SECRET": secret,
         "HOST": "127.0.0.1",
         "PORT": str(web),
+        "ADMIN_PORT": str(admin),
         "FOLLOWUP_POLL_SECONDS": "2",
         "LEADTERRA_MAX_RPS": "200",  # the sandbox takes thousands; the real default is 20
         # sdr_3 works tomorrow only, so today's follow-ups move to tomorrow 09:00
@@ -98,12 +102,12 @@ def _environment(redis_url: str, api: int, web: int, secret: str) -> dict[str, s
 
 
 def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
-    console = Console()
+    console = data_console()  # sandbox and Redis values are printed as data, not markup
     folder = Path(tempfile.mkdtemp(prefix="leadrouter-demo-"))
-    api, control_port, web = free_port(), free_port(), free_port()
+    api, control_port, web, admin = free_port(), free_port(), free_port(), free_port()
     secret = secrets.token_hex(16)
-    env = _environment(redis_url, api, web, secret)
-    console.print(f"[bold]Leadterra sandbox demo[/]: logs in {folder}")
+    env = _environment(redis_url, api, web, secret, admin)
+    console.print(Text.assemble(("Leadterra sandbox demo", "bold"), f": logs in {folder}"))
     with Children(folder, env, interrupt_on_sigterm=True) as kids:
         kids.start(
             "sandbox",
@@ -131,7 +135,7 @@ def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
         worker = service["worker"]
         base = f"http://127.0.0.1:{web}"
         wait_http(f"{base}/healthz", alive=[kids])
-        wait_http(f"{base}/readyz", 60, ok=(200,), alive=[kids])
+        wait_http(f"http://127.0.0.1:{admin}/readyz", 60, ok=(200,), alive=[kids])
         _seed_followups(control, followups)
         started = time.monotonic()
         job = control.send_webhooks(
@@ -148,7 +152,7 @@ def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
         )
         done = _watch(console, kids, worker, control, job["id"], replies, followups, started)
         _summary(console, worker, control, job["id"], redis_url, env["KEY_PREFIX"], followups)
-        console.print(f"Logs of every process: {folder}")
+        console.print(data(f"Logs of every process: {folder}"))
         return 0 if done else 1
 
 
@@ -213,9 +217,9 @@ def _summary(
         table.add_column(column)
     for sdr_id in sorted(sdrs, key=lambda s: int(s.split("_")[-1])):
         table.add_row(
-            sdr_id,
-            "connected" if sdrs[sdr_id]["gmailConnected"] else "disconnected",
-            str(per_sdr.get(sdr_id, 0)),
+            data(sdr_id),
+            data("connected" if sdrs[sdr_id]["gmailConnected"] else "disconnected"),
+            data(per_sdr.get(sdr_id, 0)),
         )
     console.print(table)
 
@@ -245,7 +249,7 @@ def _summary(
         ("dead letters", dead),
     ]
     for label, value in rows:
-        totals.add_row(label, str(value))
+        totals.add_row(data(label), data(value))
     if latencies:
         ordered = sorted(latencies)
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

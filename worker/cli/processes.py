@@ -59,18 +59,27 @@ def _flush_metrics_forever(settings: Settings, metrics: Metrics, client: Any) ->
 
 
 def run_web(settings: Settings) -> None:
-    from worker.receiver.server import serve
-    from worker.receiver.web import create_app
+    """The receiver on PORT and the admin listener on ADMIN_PORT (worker/receiver/server.py)."""
+    from worker.receiver.admin import create_admin_app
+    from worker.receiver.server import check_admin_exposure, serve
+    from worker.receiver.web import create_app, redis_for_web
 
     _logging(settings, "web")
     try:
         settings.require("leadterra_webhook_secret")
+        check_admin_exposure(settings)
     except ConfigError as bad:
         raise SystemExit(f"leadrouter: configuration error: {bad}") from None
     log.info("web.starting", host=settings.host, port=settings.port)
-    app = create_app(settings)
+    client = redis_for_web(settings)
+    metrics = Metrics()
+    public = create_app(settings, client=client, metrics=metrics)
+    admin = create_admin_app(settings, client=client, metrics=metrics)
     tune_gc()
-    serve(settings, app)
+    try:
+        serve(settings, public, admin, cleanup=client.aclose)
+    except ConfigError as bad:
+        raise SystemExit(f"leadrouter: configuration error: {bad}") from None
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:

@@ -1,4 +1,6 @@
-"""The receiver's OpenAPI document, served at /openapi.json (and fuzzed by schemathesis)."""
+"""The receiver's OpenAPI document, served at the admin listener's /openapi.json (and fuzzed by
+schemathesis). The webhook and /healthz are on `PORT`; /readyz and /metrics on the admin listener
+(`ADMIN_HOST:ADMIN_PORT`), which wants the admin token as a bearer token when one is set."""
 
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ _STATUS = {
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ADMIN = [{"url": "http://127.0.0.1:9000", "description": "the admin listener (ADMIN_PORT)"}]
+_UNAUTHORIZED = _json(_ERROR, "ADMIN_TOKEN is set and the request has no valid bearer token")
 
 
 OPENAPI: dict[str, Any] = {
@@ -46,7 +52,11 @@ OPENAPI: dict[str, Any] = {
                                 "required": ["event", "data"],
                                 "properties": {
                                     "event": {"type": "string"},
-                                    "timestamp": {"type": "string"},
+                                    "timestamp": {
+                                        "type": "string",
+                                        "description": "ISO 8601, signed with the body: older "
+                                        "than WEBHOOK_TOLERANCE_SECONDS is answered 200 stale",
+                                    },
                                     "data": {
                                         "type": "object",
                                         "properties": {
@@ -69,35 +79,51 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
                 "responses": {
-                    "200": _json(_STATUS, "Ignored, or a duplicate of an accepted delivery"),
+                    "200": _json(
+                        _STATUS,
+                        "Ignored, a duplicate of an accepted delivery, or stale (a timestamp "
+                        "older than WEBHOOK_TOLERANCE_SECONDS): nothing enqueued",
+                    ),
                     "202": _json(_STATUS, "Accepted and enqueued"),
                     "400": _json(_ERROR, "Not UTF-8 or not JSON"),
                     "401": _json(_ERROR, "Missing or bad signature"),
                     "408": _json(_ERROR, "Body not received in time"),
                     "413": _json(_ERROR, "Body too large"),
                     "422": _json(_ERROR, "JSON of the wrong shape"),
-                    "503": _json(_ERROR, "Queue unavailable; Leadterra will retry"),
+                    "431": _json(_ERROR, "Request head over 64 KiB; the connection is closed"),
+                    "503": {
+                        "description": "Queue unavailable (JSON), or more than MAX_CONNECTIONS "
+                        "connections open (text, from the server); Leadterra will retry",
+                        "content": {
+                            "application/json": {"schema": _ERROR},
+                            "text/plain": {"schema": {"type": "string"}},
+                        },
+                    },
                 },
             }
         },
         "/healthz": {"get": {"responses": {"200": _json(_STATUS, "The process is up")}}},
         "/readyz": {
+            "servers": _ADMIN,
             "get": {
                 "responses": {
                     "200": _json(_STATUS, "Redis answers and workers consume"),
+                    "401": _UNAUTHORIZED,
                     "503": _json(_STATUS, "Not ready, with the reason"),
                 }
-            }
+            },
         },
         "/metrics": {
+            "servers": _ADMIN,
             "get": {
                 "responses": {
                     "200": {
                         "description": "Prometheus text format",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "401": _UNAUTHORIZED,
                 }
-            }
+            },
         },
     },
 }

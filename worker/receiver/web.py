@@ -1,10 +1,12 @@
 """The receiver: Leadterra's webhooks in, task messages out, in well under Leadterra's 10 s.
 
-POST /webhooks/leadterra reads the body under a size cap and a time limit, verifies the signature
-over the raw bytes, decides (worker/receiver/webhook.py) and, for a positive reply, pushes the
-assign task and the dedupe marker in one atomic Redis call. Answers: 202 enqueued, 200 ignored or
-duplicate, 401 bad signature, 400/422 malformed, 408 too slow, 413 too large, 503 Redis down. Bad
-input is never a 500. /healthz, /readyz and /metrics are for operators.
+POST /webhooks/leadterra reads the body under a size cap and the request's deadline, verifies the
+signature over the raw bytes, decides (worker/receiver/webhook.py), refuses a delivery whose
+signed `timestamp` is older than WEBHOOK_TOLERANCE_SECONDS (a replay: 200 `stale`, nothing
+written) and, for a positive reply, pushes the assign task and the dedupe marker in one atomic
+Redis call. Answers: 202 enqueued, 200 ignored, duplicate or stale, 401 bad signature, 400/422
+malformed, 408 too slow, 413 too large, 503 Redis down. Bad input is never a 500. This app also
+serves /healthz; /readyz, /metrics and /openapi.json are on the admin listener (admin.py).
 """
 
 from __future__ import annotations
@@ -28,16 +30,14 @@ from starlette.routing import Route
 from config.settings import Settings
 from worker import signature
 from worker.errors import Malformed, TooLarge
-from worker.health import readiness
 from worker.jobs.queueing import ENQUEUE_ONCE, assign_message
 from worker.keys import QUEUE_ASSIGN, Keys
 from worker.metrics import Metrics
-from worker.receiver.openapi import OPENAPI
-from worker.receiver.webhook import decide, parse
+from worker.receiver.protocol import DEADLINE
+from worker.receiver.webhook import CLOCK_SKEW_SECONDS, decide, freshness, parse
 
 log = structlog.get_logger("leadrouter.web")
 SIGNATURE_HEADER = "x-leadterra-signature"
-BODY_TIMEOUT_SECONDS = 5.0
 REDIS_TIMEOUT = 5.0
 #: answers that leave the rest of the body unread: the connection is closed after them, or
 #: uvicorn would keep it open for as long as the client trickles that rest
@@ -64,8 +64,17 @@ class RequestContext:
         await self.app(scope, receive, send)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or TooLarge as soon as it passes `limit` (before reading it all)."""
+def deadline_of(request: Request, timeout: float) -> float:
+    """The request's deadline in loop time: the server's (GuardedProtocol), else `timeout` on."""
+    deadline = (request.scope.get("extensions") or {}).get(DEADLINE, {}).get("at")
+    if isinstance(deadline, float):
+        return deadline
+    return asyncio.get_running_loop().time() + timeout
+
+
+async def read_body(request: Request, limit: int, deadline: float) -> bytes:
+    """The whole body, or TooLarge as soon as it passes `limit` (before reading it all), or
+    TimeoutError at `deadline` (loop time)."""
     declared = request.headers.get("content-length", "")
     # Headers are latin-1, where "²" passes isdigit() but not int(); and int() refuses more than
     # 4300 digits, so a longer number than the limit's is too large by its length alone.
@@ -74,7 +83,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise TooLarge
     chunks: list[bytes] = []
     size = 0
-    async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+    async with asyncio.timeout_at(deadline):
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
@@ -100,10 +109,12 @@ class Receiver:
         ]
         self.enqueue_once = client.register_script(ENQUEUE_ONCE)
 
-    def answer(self, status: int, outcome: str, started: float, **fields: Any) -> JSONResponse:
+    def answer(
+        self, status: int, outcome: str, started: float, *, warn: bool = False, **fields: Any
+    ) -> JSONResponse:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         self.metrics.webhooks.labels(outcome).inc()
-        level = "warning" if status >= 400 and status != 413 else "info"
+        level = "warning" if warn or (status >= 400 and status != 413) else "info"
         getattr(log, level)(
             "webhook.received", outcome=outcome, status=status, duration_ms=duration_ms, **fields
         )
@@ -118,7 +129,8 @@ class Receiver:
     async def webhook(self, request: Request) -> Response:
         started = time.perf_counter()
         try:
-            raw = await read_body(request, self.settings.max_body_bytes)
+            deadline = deadline_of(request, self.settings.request_timeout_seconds)
+            raw = await read_body(request, self.settings.max_body_bytes, deadline)
         except TooLarge:
             return self.answer(413, "too_large", started, error="body too large")
         except TimeoutError:
@@ -127,11 +139,20 @@ class Receiver:
             return self.answer(400, "disconnected", started, error="body not complete")
         if not signature.verify(request.headers.get(SIGNATURE_HEADER), raw, self.secrets):
             return self.answer(401, "bad_signature", started, error="missing or bad signature")
+        now = time.time()
         try:
-            decision = decide(parse(raw), self.positive, time.time())
+            envelope = parse(raw)
+            decision = decide(envelope, self.positive, now)
         except Malformed as bad:
             return self.answer(bad.status, "malformed", started, error=str(bad))
-        ids = {"webhook_event": decision.event, "reply_id": decision.reply_id}
+        ids: dict[str, Any] = {"webhook_event": decision.event, "reply_id": decision.reply_id}
+        age = freshness(envelope, now, self.settings.webhook_tolerance_seconds)
+        if age.verdict == "stale":
+            return self.answer(200, "stale", started, warn=True, age_s=age.age_s, **ids)
+        if age.verdict == "ahead" and age.age_s is not None:
+            log.warning("webhook.clock_skew", ahead_s=-age.age_s, bound_s=CLOCK_SKEW_SECONDS, **ids)
+        elif age.verdict in ("missing", "unreadable"):
+            log.info("webhook.no_timestamp", reason=age.verdict, **ids)
         if decision.action == "ignore" or decision.payload is None:
             return self.answer(
                 200,
@@ -183,40 +204,25 @@ def redis_for_web(settings: Settings) -> aioredis.Redis:
 def create_app(
     settings: Settings, *, client: aioredis.Redis | None = None, metrics: Metrics | None = None
 ) -> Starlette:
-    """The ASGI app. Pass `client` and `metrics` in tests; the defaults are built here."""
+    """The public app: the webhook and /healthz. Pass `client` and `metrics` to share them (the
+    admin app does; the caller then closes the client); without `client`, one is built here and
+    closed by the app's lifespan."""
     redis_client = client or redis_for_web(settings)
-    metrics = metrics or Metrics()
-    receiver = Receiver(settings, redis_client, metrics)
+    receiver = Receiver(settings, redis_client, metrics or Metrics())
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(_: Request) -> Response:
-        ready, reason = await readiness(redis_client, receiver.keys, settings)
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "reason": reason},
-            status_code=200 if ready else 503,
-        )
-
-    async def metrics_page(_: Request) -> Response:
-        text, content_type = await metrics.render(redis_client, receiver.keys)
-        return Response(text, media_type=content_type)
-
-    async def openapi(_: Request) -> Response:
-        return JSONResponse(OPENAPI)
-
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
-        await redis_client.aclose()
+        if client is None:
+            await redis_client.aclose()
 
     return Starlette(
         routes=[
             Route("/webhooks/leadterra", receiver.webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_page, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
         middleware=[Middleware(RequestContext)],

@@ -1,4 +1,4 @@
-"""What a webhook delivery means: parse the envelope, find the reply, decide.
+"""What a webhook delivery means: parse the envelope, find the reply, decide; and how old it is.
 
 Pure functions, no I/O: the receiver (`worker/receiver/web.py`) reads, verifies and enqueues; this
 module only turns raw bytes into a decision, so the rules can be tested alone.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from worker.errors import Malformed
 
 REPLY_EVENT = "reply.received"
 MAX_ID_LENGTH = 200
 REPLY_FIELDS = ("email", "campaignId", "classification", "receivedAt")
+#: how far ahead of our clock a `timestamp` may be before it is logged as clock skew
+CLOCK_SKEW_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,43 @@ def decide(envelope: dict[str, Any], positive: frozenset[str], accepted_at: floa
         "acceptedAt": accepted_at,
     }
     return Decision("enqueue", "positive", event, reply_id, label, payload)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old a delivery is by its signed `timestamp`: `age_s` is negative when it is ahead."""
+
+    verdict: Literal["fresh", "stale", "ahead", "missing", "unreadable"]
+    age_s: float | None = None
+
+
+def sent_at(value: Any) -> float | None:
+    """An ISO 8601 timestamp (seconds or milliseconds, `Z` or an offset; none means UTC) as unix
+    time, or None when it is not one."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+def freshness(envelope: dict[str, Any], now: float, tolerance: float) -> Freshness:
+    """Stale past `tolerance` seconds; ahead past CLOCK_SKEW_SECONDS (still accepted: a slow
+    clock here must never drop replies); missing or unreadable is accepted too (the docs do not
+    promise a timestamp). Only the HTTP handler asks: replays and reconciliations do not."""
+    value = envelope.get("timestamp")
+    if value is None:
+        return Freshness("missing")
+    moment = sent_at(value)
+    if moment is None:
+        return Freshness("unreadable")
+    age = round(now - moment, 3)
+    if age > tolerance:
+        return Freshness("stale", age)
+    if -age > CLOCK_SKEW_SECONDS:
+        return Freshness("ahead", age)
+    return Freshness("fresh", age)
