@@ -1,4 +1,5 @@
-"""`leadrouter dlq list/replay/drop` through click's CliRunner against a real Redis."""
+"""`leadrouter dlq list/replay/drop` through click's CliRunner against a real Redis: every
+entry (5,000 of them), values shown as data, held replies released."""
 
 from __future__ import annotations
 
@@ -176,3 +177,84 @@ def test_help_works_on_every_subcommand(run, subcommand) -> None:
     result = run(*([subcommand] if subcommand else []), "--help")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Usage: leadrouter dlq")
+
+
+# -- every entry, not the first 1,000 ----------------------------------------------------------
+
+MANY = 5_000
+
+
+@pytest.fixture
+def many(store: DeadLetters) -> list[DeadLetter]:
+    """5,000 dead letters, written in one pipelined transaction."""
+    made = [entry(f"rpl_{n:05d}", 1_780_000_000.0 + n) for n in range(MANY)]
+    store.add_many(made)
+    return made
+
+
+def test_list_shows_all_5000_entries(many, run) -> None:
+    result = run("list", "--json")
+    assert result.exit_code == 0, result.output
+    assert [row["id"] for row in json.loads(result.stdout)] == [e.id for e in many]
+    table = run("list")
+    assert f"{MANY} dead letter(s)" in table.output
+    assert "reply:rpl_04999" in table.output
+
+
+@pytest.mark.parametrize("limit", [1, 999, 1001])
+def test_list_with_a_limit_shows_the_oldest_and_says_how_many_there_are(
+    many, run, limit: int
+) -> None:
+    rows = json.loads(run("list", "--limit", str(limit), "--json").stdout)
+    assert [row["id"] for row in rows] == [e.id for e in many[:limit]]
+    assert f"{limit} of {MANY} dead letter(s)" in run("list", "--limit", str(limit)).output
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "many"])
+def test_a_bad_limit_is_refused(store, run, limit: str) -> None:
+    result = run("list", "--limit", limit)
+    assert result.exit_code == 2
+    assert "--limit" in result.output
+
+
+def test_replay_all_replays_all_5000_oldest_first_and_says_so(many, store, real_redis, run) -> None:
+    result = run("replay", "--all")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"replayed {MANY} dead letter(s)"
+    assert store.count() == 0 and real_redis.zcard(KEYS.dlq_index) == 0
+    raw = real_redis.lrange(KEYS.queue(QUEUE_ASSIGN), 0, -1)
+    taken = [json.loads(m)["headers"]["argsrepr"] for m in reversed(raw)]  # as a worker pops
+    assert taken == [f"[replay {e.id}]" for e in many]
+
+
+# -- held replies ----------------------------------------------------------------------------
+
+
+def test_drop_releases_a_held_reply(store, real_redis, run) -> None:
+    seed(store)
+    real_redis.hset(KEYS.held, "rpl_b", json.dumps({"since": 1.0, "reason": "no_eligible_sdr"}))
+    assert run("drop", "reply:rpl_b").exit_code == 0
+    assert real_redis.hlen(KEYS.held) == 0
+
+
+# -- values are data, not Rich markup ---------------------------------------------------------
+
+HOSTILE = ["[/]", "[bold red]x[/]", "[link=https://evil.example]x[/link]", "rpl_[/b]"]
+
+
+@pytest.mark.parametrize("reply_id", HOSTILE)
+def test_ids_and_errors_with_markup_list_replay_and_drop_as_they_are(
+    store, real_redis, run, reply_id: str
+) -> None:
+    store.add(entry(reply_id, 1_780_000_100.0, error=f"answered 422 [red]{reply_id}[/red]"))
+    store.add(entry(f"{reply_id}2", 1_780_000_200.0))
+    table = run("list")
+    assert table.exit_code == 0, table.output
+    assert f"reply:{reply_id}" in table.output
+    assert f"answered 422 [red]{reply_id}[/red]" in table.output
+    listed = json.loads(run("list", "--json").stdout)
+    assert [row["id"] for row in listed] == [f"reply:{reply_id}", f"reply:{reply_id}2"]
+    assert run("replay", "--id", f"reply:{reply_id}").exit_code == 0
+    dropped = run("drop", f"reply:{reply_id}2")
+    assert dropped.stdout.strip() == f"dropped reply:{reply_id}2"
+    assert [m["args"][0]["id"] for m in queued(real_redis)] == [reply_id]

@@ -135,6 +135,23 @@ def test_list_as_json_and_its_filters(control, run) -> None:
     assert run("list", "--limit", "0").exit_code == 2  # click's own usage error
 
 
+HOSTILE = ["[/]", "[bold red]x[/]", "[link=https://evil.example]x[/link]"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_ids_from_leadterra_with_markup_are_listed_as_they_are(control, run, hostile) -> None:
+    """Rich markup in Leadterra's ids is data: the table shows it, JSON carries it unchanged."""
+    past = iso_ms(now(control) - timedelta(hours=1))
+    control.seed_threads([{"id": f"thr_{hostile}", "sdrId": "sdr_1"}])
+    control.seed_followups([{"id": f"fu_{hostile}", "threadId": f"thr_{hostile}", "dueAt": past}])
+    result = run("list", "--sdr", "sdr_1")
+    assert_ok(result)
+    [line] = [line for line in result.output.splitlines() if f"fu_{hostile}" in line]
+    assert f"thr_{hostile}" in line
+    rows = json.loads(run("list", "--sdr", "sdr_1", "--json").stdout)
+    assert [(r["id"], r["thread"]) for r in rows] == [(f"fu_{hostile}", f"thr_{hostile}")]
+
+
 def test_list_with_nothing_due_is_an_empty_table_or_list(control, run) -> None:
     assert_ok(table := run("list"))
     assert "0 follow-up(s)" in table.output

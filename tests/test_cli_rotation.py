@@ -266,3 +266,27 @@ def test_help_works(run, args: list[str], says: str) -> None:
     assert result.exit_code == 0, result.output
     assert says in result.output
     assert "Usage: leadrouter rotation" in result.output
+
+
+# -- values are data, not Rich markup ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sdr", ["[/]", "sdr_[bold red]x[/]", "[link=https://evil.example]x[/link]"]
+)
+def test_sdr_ids_with_markup_are_shown_as_they_are(run, real_redis, sdr: str) -> None:
+    real_redis.hset(KEYS.rotation_count, mapping={sdr: 2, "sdr_1": 1})
+    real_redis.hset(KEYS.rotation_credit, mapping={sdr: 0.5, "sdr_1": -0.5})
+    result = run()
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if sdr in line]
+    assert "0.5" in line
+    assert [row["id"] for row in json.loads(run("--json").stdout)] == [sdr, "sdr_1"]
+
+
+def test_a_roster_file_name_with_markup_is_shown_as_it_is(run, rotation, tmp_path) -> None:
+    make_picks(rotation, tmp_path, 6)
+    path = roster_file(tmp_path, EQUAL, "[b]new[i].toml")  # no "/" in a name
+    result = run("simulate", "--roster", str(path))
+    assert result.exit_code == 0, result.output
+    assert "replayed through [b]new[i].toml" in " ".join(result.output.split())

@@ -119,3 +119,22 @@ def test_holds_live_under_the_key_prefix(holds: Holds, fake_redis: fakeredis.Fak
     neighbour = Holds(fake_redis, other, Delayed(fake_redis, other), RECHECK)
     assert fake_redis.hexists("test:held", "rpl_1")
     assert neighbour.list() == {}
+
+
+def test_a_held_reply_dead_lettered_or_dropped_is_no_longer_held(
+    holds: Holds, fake_redis: fakeredis.FakeRedis
+) -> None:
+    """Dead-lettering (whoever calls it) and `dlq drop` release the hold, so the held-replies
+    gauges read only replies still waiting."""
+    from worker.jobs.deadletter import DeadLetter, DeadLetters
+
+    store = DeadLetters(fake_redis, KEYS)
+    for reply_id in ("rpl_1", "rpl_2", "rpl_3"):
+        holds.hold(reply(reply_id), "no_eligible_sdr", retries=0)
+    letter = DeadLetter("reply:rpl_1", ASSIGN_TASK, QUEUE_ASSIGN, [reply("rpl_1")], "e", "E", 3)
+    store.add(letter)
+    assert sorted(holds.list()) == ["rpl_2", "rpl_3"]
+    store.add(DeadLetter("reply:rpl_2", ASSIGN_TASK, QUEUE_ASSIGN, [reply("rpl_2")], "e", "E", 3))
+    holds.hold(reply("rpl_2"), "no_eligible_sdr", retries=0)  # held again meanwhile
+    assert store.drop("reply:rpl_2")
+    assert sorted(holds.list()) == ["rpl_3"]

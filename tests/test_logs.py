@@ -3,12 +3,21 @@ field whose name marks it as secret."""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote, quote_plus
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from worker.logs import SECRET_FIELDS, Scrubber, get_logger
+from worker.logs import SECRET_FIELDS, Scrubber, configure_logging, get_logger
+from worker.logs import scrub as scrub_text
 
 KEY = "sk_live_SECRET123"
 WEBHOOK = "whsec_0123456789"
@@ -102,3 +111,170 @@ def test_the_scrubber_works_as_a_structlog_processor() -> None:
             "log_level": "warning",
         }
     ]
+
+
+# -- escaped forms, nested names, tracebacks ---------------------------------------------------
+
+#: allowed in a key (printable ASCII), yet each changes under some escaping
+AWKWARD = "sk_\"q\\u%41'+&/z"
+
+
+def inner_repr(text: str) -> str:
+    return repr(text)[1:-1]
+
+
+def inner_json(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
+AWKWARD_FORMS = {
+    "plain": AWKWARD,
+    "repr, single quotes": inner_repr(AWKWARD),
+    "repr, double quotes": inner_repr(AWKWARD + '"')[:-1].replace("\\'", "'"),
+    "repr of the repr": inner_repr(inner_repr(AWKWARD)),
+    "json": inner_json(AWKWARD),
+    "json, unicode kept": json.dumps(AWKWARD + "\u00e9", ensure_ascii=False)[1:-2],
+    "json of the json": inner_json(inner_json(AWKWARD)),
+    "repr of the json": inner_repr(inner_json(AWKWARD)),
+    "json of the repr": inner_json(inner_repr(AWKWARD)),
+    "url quote": quote(AWKWARD),
+    "url quote, nothing safe": quote(AWKWARD, safe=""),
+    "url quote_plus": quote_plus(AWKWARD),
+    "url quote, lower-case hex": re.sub("%..", lambda m: m.group().lower(), quote(AWKWARD)),
+    "url path as httpx keeps it": httpx.URL(f"https://h.test/{AWKWARD}").raw_path.decode()[1:],
+    "json of the url": inner_json(httpx.URL(f"https://h.test/{AWKWARD}").raw_path.decode()[1:]),
+}
+INVISIBLE = "sk_live_\u200bzw\u00a0nb"  # refused by Settings, but the scrubber must not care
+
+
+def test_every_awkward_form_really_differs_from_the_plain_secret() -> None:
+    """The forms below test something: each escaping changes this secret."""
+    different = {name for name, form in AWKWARD_FORMS.items() if form != AWKWARD}
+    assert different == set(AWKWARD_FORMS) - {"plain"}
+
+
+@pytest.mark.parametrize("form", list(AWKWARD_FORMS.values()), ids=list(AWKWARD_FORMS))
+def test_each_escaped_form_of_a_secret_is_masked(form: str) -> None:
+    event = scrub({"event": "e", "error": f"call failed: <{form}> (retrying)"}, (AWKWARD,))
+    assert event["error"] == "call failed: <***> (retrying)"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [repr(INVISIBLE)[1:-1], json.dumps(INVISIBLE)[1:-1], quote(INVISIBLE), quote_plus(INVISIBLE)],
+)
+def test_escaped_forms_of_invisible_characters_are_masked(form: str) -> None:
+    assert form != INVISIBLE
+    assert scrub({"event": "e", "error": f"x {form} y"}, (INVISIBLE,))["error"] == "x *** y"
+
+
+def test_the_repr_of_an_error_carrying_the_key_is_masked() -> None:
+    """What Celery logs: the error's repr, where the escaped key does not match the plain one."""
+    error = UnicodeEncodeError("ascii", f"Bearer {INVISIBLE}", 15, 16, "ordinal not in range")
+    shown = f"{error!r} {error} {ValueError(INVISIBLE)!r} {[INVISIBLE]!r}"
+    assert INVISIBLE not in shown.replace(repr(INVISIBLE), "")  # only escaped forms are there
+    cleaned = Scrubber([INVISIBLE]).scrub(shown)
+    assert "zw" not in cleaned and "nb" not in cleaned
+
+
+def test_scrub_is_the_same_scrubber_for_text_outside_log_lines() -> None:
+    assert scrub_text(f"422 for {json.dumps(AWKWARD)}", [AWKWARD, KEY]) == '422 for "***"'
+    assert scrub_text("nothing secret", []) == "nothing secret"
+
+
+def test_a_rendered_line_is_scrubbed_as_a_string() -> None:
+    line = json.dumps({"event": "e", "error": f"bad {AWKWARD}"})
+    cleaned = Scrubber([AWKWARD])(None, "info", line)
+    assert isinstance(cleaned, str)
+    assert json.loads(cleaned) == {"event": "e", "error": "bad ***"}
+
+
+def test_secret_named_fields_are_masked_at_any_depth() -> None:
+    event = scrub(
+        {
+            "event": "e",
+            "request": {"headers": {"Authorization": "Bearer x", "accept": "json"}},
+            "calls": [{"sdr": "sdr_1", "api_key": "anything"}, [{"deep": {"token": 7}}]],
+        }
+    )
+    assert event["request"] == {"headers": {"Authorization": "***", "accept": "json"}}
+    assert event["calls"] == [{"sdr": "sdr_1", "api_key": "***"}, [{"deep": {"token": "***"}}]]
+
+
+def test_a_secret_in_a_dict_key_is_masked() -> None:
+    assert scrub({"event": "e", "seen": {f"k-{KEY}": 1}})["seen"] == {"k-***": 1}
+
+
+@pytest.fixture
+def stderr_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Let a test call configure_logging; the root logger and the hooks come back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _fail_with(secret: str) -> None:
+    try:
+        raise KeyError(f"no route for {secret}")
+    except KeyError as inner:
+        raise ValueError(f"call failed with {secret!r} in {json.dumps(secret)}") from inner
+
+
+FORMS_IN_A_TRACEBACK = (AWKWARD, repr(AWKWARD)[1:-1], json.dumps(AWKWARD)[1:-1], "%41'+&/z")
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_rendered_traceback_is_scrubbed(
+    fmt: str, stderr_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", fmt, [AWKWARD])
+    try:
+        _fail_with(AWKWARD)
+    except ValueError:
+        get_logger("test").exception("task.crashed", reply_id="rpl_1")
+        logging.getLogger("celery.worker").error("Task raised", exc_info=True)
+    err = capsys.readouterr().err
+    assert "Traceback" in err or '"exc_type": "ValueError"' in err
+    assert err.count("KeyError") >= 2 and err.count("rpl_1") == 1
+    for form in FORMS_IN_A_TRACEBACK:
+        assert form not in err, form
+    assert "q\\" not in err.replace("\\\\", "").replace('\\"', "")  # no tail of it either
+
+
+def test_json_lines_stay_json_after_scrubbing(
+    stderr_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", "json", [AWKWARD])
+    try:
+        _fail_with(AWKWARD)
+    except ValueError:
+        get_logger("test").exception("task.crashed", note=f"{AWKWARD} {AWKWARD!r}")
+    [line] = capsys.readouterr().err.splitlines()
+    event = json.loads(line)
+    assert event["note"] == "*** '***'"
+    assert event["exception"][0]["exc_value"] == "call failed with '***' in \"***\""
+
+
+def test_an_uncaught_exception_is_logged_scrubbed_not_printed_raw(
+    stderr_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", "json", [AWKWARD], process="worker")
+    try:
+        _fail_with(AWKWARD)
+    except ValueError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    thread = threading.Thread(target=_fail_with, args=(AWKWARD,), name="poller")
+    thread.start()
+    thread.join()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e["event"], e.get("thread")) for e in lines] == [
+        ("process.uncaught_exception", None),
+        ("thread.uncaught_exception", "poller"),
+    ]
+    text = json.dumps(lines)
+    for form in FORMS_IN_A_TRACEBACK:
+        assert form not in text

@@ -11,8 +11,13 @@ import fakeredis
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.keys import Keys
+from tests.conftest import make_settings
+from tests.support.fake_leadterra import FakeLeadterra
+from worker.jobs.deadletter import DeadLetter
+from worker.keys import TASK_ASSIGN, Keys
 from worker.metrics import STALE_AFTER_SECONDS, Metrics
+from worker.routing.assign import assign
+from worker.runtime import Runtime
 
 KEYS = Keys("test:")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -195,3 +200,44 @@ def test_with_redis_down_the_export_still_serves_its_own_counters(
     assert samples[("leadrouter_redis_up", ())] == 0.0
     assert samples[("leadrouter_webhooks_total", (("outcome", "enqueued"),))] == 4.0
     assert ("leadrouter_queue_depth", (("queue", "assign"),)) not in samples
+
+
+def held_gauges(server: fakeredis.FakeServer) -> tuple[float, float]:
+    samples = export(Metrics("web:1"), server)
+    return (
+        samples[("leadrouter_held_replies", ())],
+        samples[("leadrouter_oldest_held_reply_age_seconds", ())],
+    )
+
+
+def test_held_reply_gauges_are_right_after_every_path(
+    fake_server: fakeredis.FakeServer, fake_redis: fakeredis.FakeRedis
+) -> None:
+    """Held, then assigned, dead-lettered, dropped or replayed: the gauges follow each time."""
+    fake = FakeLeadterra()
+    rt = Runtime(make_settings(key_prefix=KEYS.prefix), client=fake_redis, leadterra=fake.client())
+    replies = {n: {"id": f"rpl_{n}", "email": f"lead{n}@acme.io"} for n in range(1, 5)}
+    long_ago = time.time() - 500
+    for reply in replies.values():
+        rt.holds.hold(reply, "no_eligible_sdr", retries=0)
+    fake_redis.hset(KEYS.held, "rpl_1", json.dumps({"since": long_ago, "reason": "x"}))
+    count, oldest = held_gauges(fake_server)
+    assert count == 4 and oldest >= 500
+
+    assign(rt, replies[1], attempt=1, retries=0)  # assigned
+    count, oldest = held_gauges(fake_server)
+    assert count == 3 and oldest < 500
+
+    def letter(n: int) -> DeadLetter:
+        return DeadLetter(f"reply:rpl_{n}", TASK_ASSIGN, "assign", [replies[n]], "e", "E", 3)
+
+    rt.dlq.add(letter(2))  # dead-lettered
+    assert held_gauges(fake_server)[0] == 2
+    rt.dlq.add_many([letter(3)])  # dead-lettered, in bulk
+    assert held_gauges(fake_server)[0] == 1
+    rt.dlq.replay(letter(2).id)  # replayed: queued again, not held until it is held again
+    assert held_gauges(fake_server)[0] == 1
+    rt.holds.hold(replies[3], "no_eligible_sdr", retries=0)  # held again after an old letter
+    rt.dlq.drop(letter(3).id)  # dropped
+    rt.dlq.add(letter(4))
+    assert held_gauges(fake_server) == (0.0, 0.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -174,6 +175,17 @@ def test_the_webhook_body_carries_a_missing_thread_as_null() -> None:
     assert body["followup"]["threadId"] == "thr_1"
 
 
+def rows(message: dict[str, Any]) -> dict[str, str]:
+    """The message's rows, label to the plain text shown beside it."""
+    found = {}
+    for block in message["blocks"][1:]:
+        label, value = block["fields"]
+        assert label["type"] == "mrkdwn" and value["type"] == "plain_text"
+        assert value["emoji"] is False
+        found[label["text"].strip("*")] = value["text"]
+    return found
+
+
 def test_slack_gets_a_readable_message(notifier: Notifier, receiver: Receiver) -> None:
     notifier.deliver("slack", make_note())
     [request] = receiver.requests
@@ -182,15 +194,20 @@ def test_slack_gets_a_readable_message(notifier: Notifier, receiver: Receiver) -
     assert "X-Leadrouter-Signature" not in request.headers
     message = json.loads(request.content)
     assert message["text"] == (
-        f"Follow-up due for Ada Lovelace <ada@acme.io>: Re: pricing for 40 seats "
+        f"Follow-up due for Ada Lovelace &lt;ada@acme.io&gt;: Re: pricing for 40 seats "
         f"(due {DUE}, SDR sdr_1)"
     )
-    [header, section] = message["blocks"]
-    assert header["text"]["text"] == "Follow-up due"
-    shown = "\n".join(f["text"] for f in section["fields"])
-    for value in ("Ada Lovelace", "ada@acme.io", "Re: pricing for 40 seats", "*Category*\nA",
-                  "*Priority*\n85", DUE, "*SDR*\nsdr_1"):  # fmt: skip
-        assert value in shown
+    assert message["mrkdwn"] is False
+    assert message["unfurl_links"] is False and message["unfurl_media"] is False
+    assert message["blocks"][0]["text"]["text"] == "Follow-up due"
+    assert rows(message) == {
+        "Contact": "Ada Lovelace &lt;ada@acme.io&gt;",
+        "Subject": "Re: pricing for 40 seats",
+        "Category": "A",
+        "Priority": "85",
+        "Due": DUE,
+        "SDR": "sdr_1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -207,10 +224,100 @@ def test_slack_names_the_contact_with_what_the_thread_has(
 ) -> None:
     message = slack_body(make_note(thread=thread))
     assert message["text"].startswith(f"Follow-up due for {contact}: (no subject)")
-    fields = [f["text"] for f in message["blocks"][1]["fields"]]
-    assert fields[0] == f"*Contact*\n{contact}"
-    assert "*Category*\n-" in fields
-    assert "*Priority*\n-" in fields
+    shown = rows(message)
+    assert shown["Contact"] == contact
+    assert shown["Category"] == "-"
+    assert shown["Priority"] == "-"
+
+
+# -- prospect text is inert: Slack reads &, < and > as markup, and mrkdwn formats * _ ~ ` ------
+
+HOSTILE = [
+    "<!channel>",
+    "<!here|here> <!everyone>",
+    "<@U024BE7LH> <#C024BE7LR> <!subteam^SAZ94GDB8>",
+    "<https://evil.example|Leadterra: re-authenticate>",
+    "<mailto:ceo@acme.io|CEO>",
+    "*URGENT* _act now_ ~no~ `rm -rf` ```block```",
+    "> quoted\n> again",
+    "@channel #general :rotating_light:",
+    "Tom &amp; Jerry &lt;b&gt; & <b>",
+    "https://evil.example/login",
+]
+ESCAPED = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def texts(value: Any) -> list[tuple[str, str]]:
+    """Every (text object type, text) in a Slack message, and its fallback text."""
+    found = []
+    if isinstance(value, dict):
+        if isinstance(value.get("text"), str):
+            found.append((value.get("type", "message"), value["text"]))
+        for inner in value.values():
+            found += texts(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found += texts(inner)
+    return found
+
+
+def assert_inert(message: dict[str, Any]) -> None:
+    """No markup of the prospect's survives: no raw `<` or `>`, every `&` an entity, and the
+    only mrkdwn is our own labels."""
+    labels = {"*Contact*", "*Subject*", "*Category*", "*Priority*", "*Due*", "*SDR*"}
+    for kind, text in texts(message):
+        assert "<" not in text and ">" not in text, text
+        assert re.fullmatch(r"([^&]|&amp;|&lt;|&gt;)*", text, re.DOTALL), text
+        if kind == "mrkdwn":
+            assert text in labels
+    assert message["mrkdwn"] is False  # the fallback is not formatted either
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+@pytest.mark.parametrize("where", ["contactName", "contactEmail", "subject", "category"])
+def test_hostile_thread_text_is_escaped_and_shown_as_plain_text(hostile: str, where: str) -> None:
+    thread = {**THREAD, where: hostile}
+    message = slack_body(make_note(thread=thread))
+    assert_inert(message)
+    shown = " ".join(" ".join(hostile.split()).translate(ESCAPED).split())
+    assert any(shown in value for value in rows(message).values())
+    if where != "category":  # the notification's fallback line names contact and subject
+        assert shown in message["text"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_hostile_ids_status_and_times_from_leadterra_are_escaped(hostile: str) -> None:
+    note = make_note()
+    note["followup"] = {**note["followup"], "dueAt": hostile, "sdrId": hostile}
+    note["thread"] = {**note["thread"], "priorityScore": hostile}
+    assert_inert(slack_body({**note, "sdr": None}))
+
+
+def test_a_channel_mention_in_the_name_pings_nobody(notifier: Notifier, receiver: Receiver) -> None:
+    note = make_note(thread={**THREAD, "contactName": "<!channel> Ada"})
+    notifier.deliver("slack", note)
+    [request] = receiver.requests
+    assert b"<!channel>" not in request.content
+    message = json.loads(request.content)
+    assert rows(message)["Contact"] == "&lt;!channel&gt; Ada &lt;ada@acme.io&gt;"
+    assert_inert(message)
+
+
+def test_a_disguised_link_in_the_subject_is_not_a_link() -> None:
+    subject = "<https://evil.example|Leadterra: re-authenticate>"
+    message = slack_body(make_note(thread={**THREAD, "subject": subject}))
+    assert rows(message)["Subject"] == "&lt;https://evil.example|Leadterra: re-authenticate&gt;"
+    assert_inert(message)
+
+
+def test_prospect_text_is_one_line_without_control_characters_and_bounded() -> None:
+    name = "Ada\n\n*Fake header*\r\x1b[31m\x00 Lovelace\u00a0\t" + "x" * 1000
+    message = slack_body(make_note(thread={**THREAD, "contactName": name, "subject": ""}))
+    contact = rows(message)["Contact"]
+    assert contact.startswith("Ada *Fake header* [31m Lovelace xxx")
+    assert len(contact) <= 300 and contact.endswith("\u2026")
+    assert rows(message)["Subject"] == "(no subject)"
+    assert_inert(message)
 
 
 @pytest.mark.parametrize("destination", ["slack", "carrier_pigeon"])

@@ -1,4 +1,11 @@
-"""No secret and no reply text reaches any log line of any process, even at DEBUG."""
+"""No secret and no reply text reaches any log line of any process, even at DEBUG, in any form.
+
+The secrets are allowed (printable ASCII) but change when escaped: each has `"`, `\\`, `%`, `'`,
+`+` and `&`, so its repr, its JSON and its URL encodings all differ from it, and every log line of
+every process (web, worker, beat, the sandbox) is searched for each of those forms. Calls fail
+with the keys in play: a 401 and 500s on assign, a 429, and an SDR key Leadterra does not know
+(every call made with it answers 401).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -18,12 +26,31 @@ from worker.embedded_redis import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-WORKSPACE_KEY = "sk_live_E2Esecretworkspace7Q"
-SDR_KEYS = {f"sdr_{i}": f"sk_live_E2Esecret_sdr{i}_kP" for i in range(1, 4)}
-WEBHOOK_SECRET = "whsec_E2Esecret_signing_Z9"
-FOLLOWUP_SECRET = "fhsec_E2Esecret_outbound_M4"
-SLACK_TOKEN = "T00SECRETSLACK/B00SECRET/XyZsecretToken"
+WORKSPACE_KEY = "sk_live_E2E\"ws\\k%41'+&Q7secret"
+SDR_KEYS = {f"sdr_{i}": f"sk_live_E2E\\sdr{i}\"%2F'+&kP" for i in range(1, 4)}
+UNKNOWN_SDR_KEY = "sk_live_E2E\"unknown\\%7E'+&R0"  # mapped to sdr_9; the sandbox answers 401
+WEBHOOK_SECRET = "whsec_E2E\"sig\\n%0A'+&Z9"
+FOLLOWUP_SECRET = "fhsec_E2E\"out\\t%09'+&M4"
+SLACK_TOKEN = "T00SECRETSLACK/B00SECRET/XyZ\"sec\\ret%25'+&Token"
 ASSIGN = "POST /v1/replies/{id}/assign"
+
+
+def forms(secret: str) -> dict[str, str]:
+    """Every form of `secret` that must not reach a log: plain, repr'd (between either quote),
+    JSON-escaped, URL-quoted (as urllib and as httpx write a path) and quote_plus'd."""
+    single = repr(secret)[1:-1]
+    found = {
+        "plain": secret,
+        "repr": single,
+        "repr between double quotes": single.replace("\\'", "'"),
+        "json": json.dumps(secret)[1:-1],
+        "url quote": quote(secret),
+        "url quote, nothing safe": quote(secret, safe=""),
+        "quote_plus": quote_plus(secret),
+        "httpx path": httpx.URL(f"http://h/{secret}").raw_path.decode()[1:],
+    }
+    assert len(set(found.values())) >= 6, "the secret must change under escaping"
+    return found
 
 
 class Listener(BaseHTTPRequestHandler):
@@ -53,7 +80,7 @@ def test_no_process_logs_a_key_a_secret_a_signature_or_reply_text(service_factor
         disconnected=0,
         sandbox_args=("--workspace-key", WORKSPACE_KEY),
         LEADTERRA_API_KEY=WORKSPACE_KEY,
-        LEADTERRA_SDR_API_KEYS=json.dumps(SDR_KEYS),
+        LEADTERRA_SDR_API_KEYS=json.dumps({**SDR_KEYS, "sdr_9": UNKNOWN_SDR_KEY}),
         LEADTERRA_WEBHOOK_SECRET=WEBHOOK_SECRET,
         FOLLOWUP_WEBHOOK_URL=f"http://127.0.0.1:{port}/followups",
         FOLLOWUP_WEBHOOK_SECRET=FOLLOWUP_SECRET,
@@ -67,9 +94,11 @@ def test_no_process_logs_a_key_a_secret_a_signature_or_reply_text(service_factor
     for sdr, key in SDR_KEYS.items():
         control.add_key(key, sdr)
     try:
-        # errors worth logging: a 401 (dead letter), a 429 and 503s (retries)
+        # errors worth logging: a 401 (dead letter), a 429 and 500s (retries); and the unknown
+        # SDR key's every call (mailbox checks, follow-up polls) answers 401
         control.fail_next(ASSIGN, count=1, status=401)
         control.fail_next(ASSIGN, count=1, status=429, retry_after=1)
+        control.fail_next(ASSIGN, count=2, status=500)
         job = control.send_webhooks(
             service.webhook_url,
             WEBHOOK_SECRET,
@@ -91,6 +120,21 @@ def test_no_process_logs_a_key_a_secret_a_signature_or_reply_text(service_factor
         httpx.post(
             service.webhook_url, content=good, headers={"X-Leadterra-Signature": signed(good)}
         )
+        # replies whose ids carry the key in each escaped form: logged by the receiver, then
+        # dead-lettered by the worker (Leadterra knows no such reply), so the scrubber must act
+        for form in sorted(set(forms(WORKSPACE_KEY).values())):
+            quoting = json.dumps(
+                {
+                    "event": "reply.received",
+                    "data": {"reply": {"id": f"rpl_{form}", "classification": "interested"}},
+                }
+            ).encode()
+            answer = httpx.post(
+                service.webhook_url,
+                content=quoting,
+                headers={"X-Leadterra-Signature": signed(quoting)},
+            )
+            assert answer.status_code == 202, answer.text
         control.seed_threads(
             [{"id": f"th_s{n}", "sdrId": f"sdr_{n % 3 + 1}", "status": "new"} for n in range(6)]
         )
@@ -105,28 +149,44 @@ def test_no_process_logs_a_key_a_secret_a_signature_or_reply_text(service_factor
         }
         wait_until(lambda: len(service.handoffs()) >= len(interested) - 1, 60, what="assignments")
         wait_until(lambda: len(Listener.seen) >= 12, 60, what="notifications")
-        wait_until(lambda: service.events("reply.dead_lettered"), 30, what="the 401's letter")
+        wait_until(
+            lambda: (
+                len(service.events("reply.dead_lettered")) > len(set(forms(WORKSPACE_KEY).values()))
+            ),
+            60,
+            what="the 401's letter and the quoting replies'",
+        )
+
+        def refused() -> set[str]:
+            return {c["endpoint"] for c in control.calls() if c["status"] == 401}
+
+        wait_until(lambda: refused() > {ASSIGN}, 30, what="the unknown SDR key's calls refused")
     finally:
         server.shutdown()
         server.server_close()
 
     logs = "\n".join(child.text() for child in service.children) + service.sandbox_log()
     assert len(logs.splitlines()) > 200  # the check below read real, chatty logs
-    for secret in (
-        WORKSPACE_KEY,
-        *SDR_KEYS.values(),
-        WEBHOOK_SECRET,
-        FOLLOWUP_SECRET,
-        SLACK_TOKEN,
-        "B00SECRET",
-        bad_signature,
-        signed(good),
-    ):
+    assert {c.name for c in service.children} == {"web", "worker", "beat"} and service.sandbox_log()
+    secrets = [WORKSPACE_KEY, *SDR_KEYS.values(), UNKNOWN_SDR_KEY, WEBHOOK_SECRET, FOLLOWUP_SECRET]
+    for secret in [*secrets, SLACK_TOKEN, f"http://127.0.0.1:{port}/services/{SLACK_TOKEN}"]:
+        for form, text in forms(secret).items():
+            assert text not in logs, f"a secret reached the logs ({form}): {secret[:8]}..."
+    for secret in ("B00SECRET", bad_signature, signed(good)):
         assert secret not in logs, f"a secret reached the logs: {secret[:6]}..."
     assert not re.search(r"\b[0-9a-f]{64}\b", logs), "something like a signature was logged"
     for text in [*SNIPPETS.values(), "555-0100"]:
         assert text not in logs, f"reply text reached the logs: {text[:20]}"
     # and the logs did record the events, by id
     assert service.events("leadterra.auth_failed")
+    assert service.events("reply.retry")
+    assert any(
+        e.get("sdr_id") == "sdr_9" and e.get("error_type") == "AuthError"
+        for e in service.events("followups.poll_failed")
+    )
+    # the quoting replies were logged, their ids masked, by the receiver and by the worker
+    for name in ("webhook.received", "reply.dead_lettered"):
+        masked = [e for e in service.events(name) if e.get("reply_id") == "rpl_***"]
+        assert len(masked) >= len(set(forms(WORKSPACE_KEY).values())), name
     assert service.events("leadterra.rate_limited")
     assert any(e.get("reply_id") == "rpl_known" for e in service.events("webhook.received"))

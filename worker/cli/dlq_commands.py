@@ -1,4 +1,4 @@
-"""`leadrouter dlq`: list, replay and drop dead letters."""
+"""`leadrouter dlq`: list, replay and drop dead letters, every one of them (page by page)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,13 @@ def dlq() -> None:
 
 
 @dlq.command("list")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Only the oldest N (default: all)."
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
-def list_(as_json: bool) -> None:
-    """List dead letters, oldest first."""
+def list_(limit: int | None, as_json: bool) -> None:
+    """List dead letters, oldest first: all of them, or the oldest --limit N."""
+    store = _store()
     rows = [
         {
             "id": e.id,
@@ -35,13 +39,15 @@ def list_(as_json: bool) -> None:
             "attempts": e.attempts,
             "at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.at)),
         }
-        for e in _store().list()
+        for e in store.list(limit)
     ]
+    total = store.count() if limit is not None else len(rows)
+    shown = f"{len(rows)} of {total}" if len(rows) < total else str(len(rows))
     emit(
         rows,
         ["id", "task", "error_type", "error", "attempts", "at"],
         as_json=as_json,
-        title=f"{len(rows)} dead letter(s)",
+        title=f"{shown} dead letter(s)",
     )
 
 
@@ -53,20 +59,21 @@ def replay(entry_id: str | None, replay_all: bool) -> None:
     if bool(entry_id) == replay_all:
         fail("give exactly one of --id ID or --all")
     store = _store()
-    ids = [e.id for e in store.list()] if replay_all else [str(entry_id)]
-    done = 0
-    for one in ids:
-        if store.replay(one):
-            done += 1
-        else:
-            fail(f"no dead letter with id {one!r}")
-    click.echo(f"replayed {done} dead letter(s)")
+    if not replay_all:
+        if not store.replay(str(entry_id)):
+            fail(f"no dead letter with id {entry_id!r}")
+        click.echo("replayed 1 dead letter(s)")
+        return
+    ids = store.ids()
+    done = store.replay_many(ids)
+    gone = f" ({len(ids) - done} already gone)" if done < len(ids) else ""
+    click.echo(f"replayed {done} dead letter(s){gone}")
 
 
 @dlq.command()
 @click.argument("entry_id")
 def drop(entry_id: str) -> None:
-    """Delete one dead letter without replaying it."""
+    """Delete one dead letter without replaying it (its reply is no longer held)."""
     if not _store().drop(entry_id):
         fail(f"no dead letter with id {entry_id!r}")
     click.echo(f"dropped {entry_id}")

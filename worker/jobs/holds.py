@@ -2,7 +2,9 @@
 
 A held reply is a `held` hash entry (since when, and why) plus its assign message waiting in
 the delayed set; beat's `release_due` puts it back on the queue every `HOLD_RECHECK_SECONDS`.
-The hash gives operators and /metrics the count and the age of the oldest held reply.
+The hash gives operators and /metrics the count and the age of the oldest held reply. An entry
+leaves it when its reply is finished (worker/routing/assign.py: assigned, already assigned or
+ICP-rejected), dead-lettered or its dead letter dropped (worker/jobs/deadletter.py).
 """
 
 from __future__ import annotations
