@@ -2,16 +2,25 @@
 
 Built once at each entry point (`load_settings()`), then passed in. Nothing here reads the
 environment at import time. Secrets are `SecretStr`: they never show in a repr, a log line or a
-validation error, because errors are reported by variable name only (`ConfigError`).
+validation error, because errors are reported by variable name only (`ConfigError`). Any field
+typed `SecretStr` (or a dict of them) must be printable ASCII without whitespace, so a key pasted
+with a space, a BOM or a zero-width character stops the process at start (`secret_problem`).
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from worker.errors import ConfigError as ConfigError  # defined in the error tree; exported here
@@ -26,12 +35,47 @@ DEFAULT_FREE_MAIL = (
 )
 
 CsvList = Annotated[tuple[str, ...], NoDecode]
+#: Leadterra retries a delivery for about 10.6 h; a shorter tolerance would refuse its retries
+MIN_WEBHOOK_TOLERANCE = 12 * 3600
 
 
 def _split_csv(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return tuple(value)
+
+
+def secret_problem(value: str) -> str | None:
+    """Why `value` cannot be a key or secret, without quoting it: keys are printable ASCII with
+    no whitespace, so a pasted space, line break, BOM or zero-width character is refused at
+    start instead of failing every call (and escaping differently in every log line)."""
+    for position, char in enumerate(value):
+        if "!" <= char <= "~":
+            continue
+        where = (
+            "at the start"
+            if position == 0
+            else "at the end"
+            if position == len(value) - 1
+            else "inside"
+        )
+        invisible = char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+        what = (
+            f"a whitespace, control or invisible character (U+{ord(char):04X})"
+            if invisible
+            else "a non-ASCII character"
+        )
+        return f"contains {what} {where}: keys and secrets must be printable ASCII, no spaces"
+    return None
+
+
+def _secrets_in(value: Any) -> list[tuple[str, SecretStr]]:
+    """The SecretStr values in a field's value, each with a label ("" or "the key of SDR 'x' ")."""
+    if isinstance(value, SecretStr):
+        return [("", value)]
+    if isinstance(value, dict):
+        return [(f"the key of SDR {k!r} ", v) for k, v in value.items() if isinstance(v, SecretStr)]
+    return []
 
 
 class Settings(BaseSettings):
@@ -67,6 +111,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     positive_classifications: CsvList = ("interested",)
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, ge=3 * 24 * 3600)
+    webhook_tolerance_seconds: int = 24 * 3600
+    max_connections: int = Field(1000, ge=1, le=100_000)
+    request_timeout_seconds: float = Field(10.0, ge=1, le=60)
+    keep_alive_seconds: int = Field(5, ge=1, le=300)
+
+    # The operators' listener: /metrics, /readyz, /openapi.json
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(9000, ge=0, le=65535)
+    admin_token: SecretStr | None = None
 
     # Assignment
     assign_category: Literal["A", "B", "C"] = "A"
@@ -161,14 +214,56 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL with a scheme")
         return value.rstrip("/")
 
+    @field_validator("*")
+    @classmethod
+    def _secret_hygiene(cls, value: Any) -> Any:
+        """Every secret, whatever its field (any SecretStr, or a dict of them), passes
+        `secret_problem`; a field added later is covered by its type alone."""
+        for label, secret in _secrets_in(value):
+            problem = secret_problem(secret.get_secret_value())
+            if problem:
+                raise ValueError(label + problem)
+        return value
+
     @model_validator(mode="after")
     def _timing_rule(self) -> Settings:
-        """Longest task run < longest countdown-free wait < visibility timeout (kombu#337)."""
-        if self.visibility_timeout <= self.max_task_seconds:
+        """One Leadterra call, rate-limit wait included, fits in the visibility timeout; a task
+        run (`max_task_seconds`) and a countdown each stay below a third of it (kombu#337)."""
+        if self.visibility_timeout <= self.max_call_seconds:
             raise ValueError(
-                f"VISIBILITY_TIMEOUT ({self.visibility_timeout} s) must exceed the longest task "
-                f"run ({self.max_task_seconds:.0f} s: Leadterra timeouts plus the rate-limit wait)"
+                f"VISIBILITY_TIMEOUT ({self.visibility_timeout} s) must exceed the longest "
+                f"Leadterra call ({self.max_call_seconds:.0f} s: its timeouts plus the "
+                "rate-limit wait)"
             )
+        return self
+
+    @field_validator("webhook_tolerance_seconds")
+    @classmethod
+    def _tolerance(cls, value: int) -> int:
+        if value < MIN_WEBHOOK_TOLERANCE:
+            raise ValueError(
+                f"must be at least {MIN_WEBHOOK_TOLERANCE} s (12 h): Leadterra retries a delivery "
+                "for about 10.6 h, and a shorter tolerance would refuse its own retries"
+            )
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _receiver_rules(self) -> Settings:
+        """A delivery is remembered as long as it is accepted; the two listeners differ."""
+        if self.dedupe_ttl_seconds < self.webhook_tolerance_seconds:
+            raise ValueError(
+                f"DEDUPE_TTL_SECONDS ({self.dedupe_ttl_seconds} s) must be at least "
+                f"WEBHOOK_TOLERANCE_SECONDS ({self.webhook_tolerance_seconds} s)"
+            )
+        if self.admin_port == self.port:
+            raise ValueError(f"ADMIN_PORT must differ from PORT (both {self.port})")
         return self
 
     @model_validator(mode="after")
@@ -192,14 +287,27 @@ class Settings(BaseSettings):
         return min(20.0, self.visibility_timeout / 4)
 
     @property
-    def max_task_seconds(self) -> float:
-        """The longest one task run can take: the rate-limit wait plus one call's timeouts."""
-        timeouts = (
+    def leadterra_call_seconds(self) -> float:
+        """One Leadterra call's overall deadline, connect, send and the whole answer, enforced
+        by the client: its connect, read and pool timeouts added up."""
+        return (
             self.leadterra_timeout_connect
             + self.leadterra_timeout_read
             + self.leadterra_timeout_pool
         )
-        return self.rate_block_seconds + timeouts
+
+    @property
+    def max_call_seconds(self) -> float:
+        """The longest one Leadterra call can take: the rate-limit wait plus its deadline."""
+        return self.rate_block_seconds + self.leadterra_call_seconds
+
+    @property
+    def max_task_seconds(self) -> float:
+        """The deadline of every task run, enforced by the task base (worker/jobs/reliable.py,
+        worker/budget.py): 0.3 x VISIBILITY_TIMEOUT, below the third a broker countdown may
+        take too, so a countdown plus a run end before kombu would deliver the message again.
+        A call still running at a task's deadline is cut there."""
+        return 0.3 * self.visibility_timeout
 
     @property
     def max_countdown(self) -> float:
@@ -207,19 +315,16 @@ class Settings(BaseSettings):
         return min(self.retry_backoff_max, self.visibility_timeout / 3)
 
     def secret_values(self) -> list[str]:
-        """Every secret's plain value, for the log scrubber and the secrets tests."""
+        """Every secret's plain value, for the log scrubber and the secrets tests: every
+        SecretStr field's, and every SecretStr in a dict field (the SDR keys), found by type so a
+        secret added later is scrubbed without being listed here."""
         found = [
-            s.get_secret_value()
-            for s in (
-                self.leadterra_api_key,
-                self.leadterra_webhook_secret,
-                self.leadterra_webhook_secret_previous,
-                self.followup_webhook_secret,
-                self.slack_webhook_url,
-            )
-            if s is not None
+            secret.get_secret_value()
+            for name in type(self).model_fields
+            for _, secret in _secrets_in(getattr(self, name))
         ]
-        found += [k.get_secret_value() for k in self.leadterra_sdr_api_keys.values()]
+        # a secret URL's path alone too (a Slack webhook's token, logged without its host)
+        found += [v.split("://", 1)[1].partition("/")[2] for v in found if "://" in v]
         return [v for v in found if len(v) >= 6]
 
     def require(self, *names: str) -> None:
@@ -229,6 +334,32 @@ class Settings(BaseSettings):
                 raise ConfigError(f"{name.upper()} is required here but not set")
 
 
+def _secret_inputs(error: Any) -> list[Any]:
+    """What a validation error was given for secret fields: its input when it concerns one, or
+    the secret fields' inputs when it concerns the whole model (a model validator)."""
+    fields = Settings.model_fields
+    secret = {name for name, field in fields.items() if "SecretStr" in repr(field.annotation)}
+    loc, given = error.get("loc", ()), error.get("input")
+    if loc:
+        return [given] if str(loc[0]).lower() in secret else []
+    if isinstance(given, dict):
+        return [value for name, value in given.items() if str(name).lower() in secret]
+    return []
+
+
+def _echoes(message: str, given: Any) -> bool:
+    """Whether `message` quotes any text of `given` (a value, or a collection of them)."""
+    if isinstance(given, SecretStr):
+        given = given.get_secret_value()
+    if isinstance(given, str):
+        return bool(given) and given in message
+    if isinstance(given, dict):
+        given = list(given.values())
+    if isinstance(given, list | tuple):
+        return any(_echoes(message, value) for value in given)
+    return False
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming the variable and the problem, never the value."""
     first = error.errors()[0]
@@ -236,6 +367,9 @@ def describe_validation_error(error: ValidationError) -> str:
     name = (loc[0] if loc else "settings").upper()
     message = str(first.get("msg", "is invalid"))
     message = message.removeprefix("Value error, ")
+    if _echoes(message, _secret_inputs(first)):  # a message quoting a secret it was given
+        message = f"is invalid ({first.get('type', 'value_error')})"
+    message = " ".join(message.split())  # one line, whatever a validator wrote
     if not loc:
         return message
     return f"{name}: {message}"

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from leadterra_sandbox import garble
 from leadterra_sandbox.errors import ApiError
 from leadterra_sandbox.faults import Decision
 from leadterra_sandbox.responses import api_error, error, ok
@@ -31,6 +32,17 @@ def _bearer(request: web.Request) -> str | None:
     if header is None or header[:7].lower() != "bearer ":
         return None
     return header[7:].strip()
+
+
+async def _faulted(
+    decision: Decision, request: web.Request, answered: web.StreamResponse | None = None
+) -> web.StreamResponse:
+    """The answer a fault makes of the call; `answered` is the handler's own (phase after)."""
+    if decision.kind == "garble" and decision.garble:
+        body = answered.body if isinstance(answered, web.Response) else None
+        real = body if isinstance(body, bytes) and body else garble.STAND_IN
+        return await garble.answer(decision.garble, request, real, decision.drip_ms / 1000.0)
+    return _fault_response(decision, request)
 
 
 def _fault_response(decision: Decision, request: web.Request) -> web.Response:
@@ -74,6 +86,7 @@ def wrap(world: World, method: str, path: str, fn: Endpoint) -> Handler:
         label = None if key is None else state.key_owner(key) or INVALID_KEY
         body: Any = None
         fault: str | None = None
+        response: web.StreamResponse
         if outage.erroring():
             response, fault = error(outage.status, message="sandbox outage"), "outage"
         else:
@@ -81,7 +94,7 @@ def wrap(world: World, method: str, path: str, fn: Endpoint) -> Handler:
             if decision is not None and decision.delay_before:
                 await asyncio.sleep(decision.delay_before)
             if decision is not None and decision.kind and decision.phase == "before":
-                response, fault = _fault_response(decision, request), decision.kind
+                response, fault = await _faulted(decision, request), decision.kind
             else:
                 try:
                     _authorize(label, sdr_only)
@@ -92,7 +105,7 @@ def wrap(world: World, method: str, path: str, fn: Endpoint) -> Handler:
                 if decision is not None and decision.delay_after:
                     await asyncio.sleep(decision.delay_after)
                 if decision is not None and decision.kind:
-                    response, fault = _fault_response(decision, request), decision.kind
+                    response, fault = await _faulted(decision, request, response), decision.kind
         status = 0 if fault == "drop" else response.status
         calls.record(
             at, method, request.path, request.query_string, template, label, status, fault, body

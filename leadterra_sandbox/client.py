@@ -203,9 +203,24 @@ class SandboxControl:
         drop: bool = False,
         latency_ms: float = 0.0,
         phase: str = "before",
+        garble: str | None = None,
+        drip_ms: float | None = None,
     ) -> dict[str, Any]:
-        """The next `count` calls to `endpoint` get `status` (or are dropped, `drop=True`)."""
+        """The next `count` calls to `endpoint` get `status`, are dropped (`drop=True`), or get
+        a garbled answer (`garble`: one of `faults.GARBLES`; `drip_ms` paces a drip)."""
         return self._call("POST", "/faults/next", camel(locals()))
+
+    def garble_next(
+        self,
+        endpoint: str = "*",
+        count: int = 1,
+        garble: str = "encoding",
+        *,
+        phase: str = "before",
+        drip_ms: float | None = None,
+    ) -> dict[str, Any]:
+        """The next `count` answers of `endpoint` garbled the way `garble` names."""
+        return self.fail_next(endpoint, count, garble=garble, phase=phase, drip_ms=drip_ms)
 
     def drop_next(self, endpoint: str = "*", count: int = 1, phase: str = "before") -> None:
         self.fail_next(endpoint, count, drop=True, phase=phase)

@@ -5,6 +5,9 @@ to its endpoint's rule and to the `*` rule: latencies add up, and each rule draw
 fault. Scripted faults ("the next N calls get 503") win over random ones, the endpoint's queue
 before the `*` queue. `phase: "after"` runs the real handler first (the state changes) and then
 delays or replaces the answer: a lost acknowledgement.
+
+A scripted fault may instead garble the answer (`garble`, one of `GARBLES`): what a broken
+server or a misconfigured proxy sends. leadterra_sandbox/garble.py writes each one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from leadterra_sandbox.errors import invalid
 
 ANY = "*"
 PHASES = ("before", "after")
+#: encoding: a `Content-Encoding: gzip` header over a plain body; not_json: an HTML page;
+#: deep: JSON nested past any parser's stack; shape: JSON of the wrong shape; chunks: broken
+#: chunked framing; truncated: a body shorter than its Content-Length, then a close; drip: the
+#: right answer, one byte every `dripMs`
+GARBLES = ("encoding", "not_json", "deep", "shape", "chunks", "truncated", "drip")
 
 
 def _rate(spec: dict[str, Any], name: str) -> float:
@@ -102,6 +110,8 @@ class Scripted:
     drop: bool = False
     retry_after: float | None = None
     retry_after_date: bool = False
+    garble: str | None = None
+    drip_ms: float = 100.0
 
     @classmethod
     def from_json(cls, spec: Any) -> Scripted:
@@ -111,6 +121,12 @@ class Scripted:
         scripted = cls(remaining=count, **_common(spec))
         scripted.status = _status(spec, "status", 503)
         scripted.drop = spec.get("drop") is True
+        scripted.garble = spec.get("garble")
+        if scripted.garble is not None and scripted.garble not in GARBLES:
+            raise invalid(f"garble must be one of {', '.join(GARBLES)}")
+        if scripted.garble and scripted.drop:
+            raise invalid("a fault either drops or garbles the answer, not both")
+        scripted.drip_ms = _number(spec, "dripMs", 100.0) or 0.0
         return scripted
 
 
@@ -121,9 +137,11 @@ class Decision:
     phase: str = "before"
     delay_before: float = 0.0
     delay_after: float = 0.0
-    kind: str | None = None  # error | rate_limit | drop | scripted; None = answer normally
+    kind: str | None = None  # error | rate_limit | drop | scripted | garble; None = normal
     status: int = 0
     retry_after: str | None = None
+    garble: str | None = None  # one of GARBLES when kind is "garble"
+    drip_ms: float = 0.0
 
 
 def _camel(fields: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +247,9 @@ class Faults:
         decision.kind = "drop" if scripted.drop else "scripted"
         decision.status = 0 if scripted.drop else scripted.status
         decision.retry_after = retry_after_header(scripted.retry_after, scripted.retry_after_date)
+        if scripted.garble:
+            decision.kind, decision.status = "garble", 200
+            decision.garble, decision.drip_ms = scripted.garble, scripted.drip_ms
 
 
 @dataclass

@@ -46,7 +46,9 @@ def test_every_countdown_stays_far_below_the_visibility_timeout() -> None:
             retry_backoff_max=300,
         )
         assert settings.max_countdown <= timeout / 3
-        assert settings.max_task_seconds < timeout
+        assert settings.max_task_seconds < timeout / 3  # a countdown plus a run fit the lease
+        assert settings.max_countdown + settings.max_task_seconds < timeout
+        assert settings.max_call_seconds < timeout
         assert restore_interval(settings) < timeout
 
 

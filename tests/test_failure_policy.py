@@ -403,3 +403,15 @@ def test_the_polls_threads_keep_the_tasks_deadline(rt, fake) -> None:
     assert result.polled == 0
     assert [e["error_type"] for e in logs if e["event"] == "followups.poll_failed"] == ["OutOfTime"]
     assert fake.calls == []
+
+
+def test_a_periodic_task_that_keeps_failing_keeps_one_dead_letter_not_one_per_run(app, rt) -> None:
+    def tick(task: Task) -> None:
+        raise OddError("still broken")
+
+    periodic = boom_task(app, rt, tick)
+    for run in range(3):
+        call(periodic, retries=3, task_id=f"run-{run}")
+    [entry] = rt.dlq.list()
+    assert entry.id == "reply:test.tick"
+    assert entry.task_id == "run-2"

@@ -167,6 +167,7 @@ def test_secret_values_lists_every_secret_including_the_sdr_keys() -> None:
         "whsec_PREVIOUS000",
         "fwsec_SECRET321",
         "https://hooks.slack.example/T000/SECRETPATH",
+        "T000/SECRETPATH",  # the URL's path alone, as it is logged without the host
         SDR_SECRET,
     }
 
@@ -179,7 +180,8 @@ def test_secret_values_is_empty_without_secrets() -> None:
     ("values", "variable"),
     [
         ({"port": "abc"}, "PORT"),
-        ({"leadterra_api_key": f" {SECRET}x", "assign_category": "Z"}, "ASSIGN_CATEGORY"),
+        ({"leadterra_api_key": f"{SECRET}x", "assign_category": "Z"}, "ASSIGN_CATEGORY"),
+        ({"leadterra_api_key": f" {SECRET}x", "assign_category": "Z"}, "LEADTERRA_API_KEY"),
         ({"leadterra_sdr_api_keys": '{"sdr_1": "' + SDR_SECRET + '"'}, "LEADTERRA_SDR_API_KEYS"),
         (
             {"leadterra_sdr_api_keys": {"sdr_1": SDR_SECRET, "sdr_2": 7}},
@@ -229,7 +231,7 @@ def test_an_invalid_value_gives_one_line_naming_its_variable(field: str, variabl
     assert len(message.splitlines()) == 1
 
 
-@pytest.mark.parametrize("placeholder", ["changeme", "sk_live_your_key", "  CHANGEME  ", "xxx"])
+@pytest.mark.parametrize("placeholder", ["changeme", "sk_live_your_key", "CHANGEME", "xxx"])
 @pytest.mark.parametrize(
     "field", ["leadterra_api_key", "leadterra_webhook_secret", "followup_webhook_secret"]
 )
@@ -377,6 +379,23 @@ def test_a_visibility_timeout_just_above_the_longest_task_run_is_accepted() -> N
     assert settings.max_task_seconds < settings.visibility_timeout
 
 
+@pytest.mark.parametrize("visibility_timeout", [25, 60, 900, 3600])
+def test_every_task_runs_under_a_deadline_below_a_third_of_the_visibility_timeout(
+    visibility_timeout: int,
+) -> None:
+    settings = bare_settings(visibility_timeout=visibility_timeout)
+    assert settings.max_task_seconds == pytest.approx(0.3 * visibility_timeout)
+    assert settings.max_task_seconds < visibility_timeout / 3
+
+
+def test_a_leadterra_call_has_an_overall_deadline_of_its_timeouts_added_up() -> None:
+    settings = bare_settings(
+        leadterra_timeout_connect=1.5, leadterra_timeout_read=4, leadterra_timeout_pool=0.5
+    )
+    assert settings.leadterra_call_seconds == 6.0
+    assert settings.max_call_seconds == settings.rate_block_seconds + 6.0
+
+
 @pytest.mark.parametrize("visibility_timeout", [60, 900, 3600])
 @pytest.mark.parametrize("retry_backoff_max", [1.0, 300.0, 100_000.0])
 def test_max_countdown_stays_below_the_visibility_timeout(
@@ -456,3 +475,66 @@ def test_settings_or_exit_in_a_real_process_prints_one_clean_line(tmp_path: Path
     assert "PORT" in result.stderr
     assert "Traceback" not in result.stderr
     assert SECRET not in result.stderr
+
+
+# -- the receiver's guards and the admin listener (issue 12) ---------------------------------
+
+
+def test_the_receiver_guards_and_the_admin_listener_have_these_defaults() -> None:
+    settings = bare_settings()
+    assert settings.max_connections == 1000
+    assert settings.request_timeout_seconds == 10.0
+    assert settings.keep_alive_seconds == 5
+    assert settings.webhook_tolerance_seconds == 86_400
+    assert (settings.admin_host, settings.admin_port, settings.admin_token) == (
+        "127.0.0.1",
+        9000,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "variable"),
+    [
+        ({"max_connections": 0}, "MAX_CONNECTIONS"),
+        ({"request_timeout_seconds": 0.5}, "REQUEST_TIMEOUT_SECONDS"),
+        ({"request_timeout_seconds": 61}, "REQUEST_TIMEOUT_SECONDS"),
+        ({"keep_alive_seconds": 0}, "KEEP_ALIVE_SECONDS"),
+        ({"admin_port": 70000}, "ADMIN_PORT"),
+        ({"admin_port": -1}, "ADMIN_PORT"),
+        ({"webhook_tolerance_seconds": 38_000}, "WEBHOOK_TOLERANCE_SECONDS"),
+        ({"webhook_tolerance_seconds": "abc"}, "WEBHOOK_TOLERANCE_SECONDS"),
+    ],
+)
+def test_out_of_range_receiver_settings_are_refused_by_name(values, variable) -> None:
+    message = config_error(**values)
+    assert message.startswith(variable), message
+    assert len(message.splitlines()) == 1
+
+
+def test_a_tolerance_under_leadterras_retry_horizon_is_refused_with_the_reason() -> None:
+    message = config_error(webhook_tolerance_seconds=10 * 3600)
+    assert message.startswith("WEBHOOK_TOLERANCE_SECONDS")
+    assert "10.6 h" in message
+    assert bare_settings(webhook_tolerance_seconds=12 * 3600).webhook_tolerance_seconds == 43_200
+
+
+def test_a_dedupe_ttl_shorter_than_the_tolerance_is_refused_naming_both() -> None:
+    message = config_error(webhook_tolerance_seconds=10 * 86_400, dedupe_ttl_seconds=7 * 86_400)
+    assert len(message.splitlines()) == 1
+    assert "DEDUPE_TTL_SECONDS" in message and "WEBHOOK_TOLERANCE_SECONDS" in message
+    assert bare_settings(webhook_tolerance_seconds=7 * 86_400).dedupe_ttl_seconds == 7 * 86_400
+
+
+def test_the_admin_port_must_differ_from_the_public_one_unless_picked_freely() -> None:
+    assert "ADMIN_PORT" in config_error(port=9000)
+    assert bare_settings(admin_port=0).admin_port == 0
+
+
+def test_the_admin_token_is_a_secret_of_at_least_16_characters() -> None:
+    token = "adm_" + "k" * 28
+    settings = bare_settings(admin_token=token)
+    assert token not in repr(settings)
+    assert token in settings.secret_values()
+    message = config_error(admin_token="short_token_1")
+    assert message.startswith("ADMIN_TOKEN") and "short_token_1" not in message

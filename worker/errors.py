@@ -3,9 +3,11 @@
     ServiceError
     ├── RetryableError            try again later; the policy in worker/jobs/retry.py decides when
     │   ├── RateLimited           429, or the global rate limit's wait is too long; carries the wait
-    │   ├── ServerError           5xx
-    │   ├── TransportFailure      timeout, refused or dropped connection
-    │   └── NoEligibleSdr         nobody can take the reply now; held in Redis, never dropped
+    │   ├── ServerError           5xx, or an answer that cannot be read (garbled)
+    │   ├── TransportFailure      timeout, refused or dropped connection, broken HTTP
+    │   ├── OutOfTime             the task run's time budget is spent (worker/budget.py)
+    │   ├── NoEligibleSdr         nobody can take the reply now; held in Redis, never dropped
+    │   └── Unclassified          stands in for any other Exception a task raised
     ├── PermanentError            retrying the same call cannot help; dead-letter it
     │   ├── AuthError             401 or 403: the key is wrong; loud
     │   ├── NotFound              404
@@ -13,6 +15,7 @@
     │   ├── IcpRejected           400 with icpFailed: a business outcome, recorded
     │   ├── InvalidRequest        other 400 and 422, and any other 4xx
     │   ├── UnexpectedAnswer      a 2xx whose JSON is not the documented shape
+    │   ├── UnsendableRequest     a request HTTP cannot carry (a URL, a header value, a scheme)
     │   └── PoisonMessage         a task payload that cannot be decoded
     ├── ConfigError               a setting is missing or invalid; the process stops at start
     │   └── RosterError           the roster file is unreadable or invalid; names line and field
@@ -22,6 +25,10 @@
 
 Errors carry their context (status, endpoint, the API's error code) as attributes. They never
 carry a key, a secret, a signature or a reply's text.
+
+The tree is closed; the world is not. Whatever else a task raises is wrapped in `Unclassified`
+by the task policy (worker/jobs/reliable.py), under the original's type name and a scrubbed
+message, and retried until retries run out like any retryable error.
 """
 
 from __future__ import annotations
@@ -73,11 +80,21 @@ class RateLimited(RetryableError):
 
 
 class ServerError(RetryableError):
-    """Raised when an answer is a 5xx or not JSON, or no SDR picked for a reply could take it."""
+    """Raised when an answer is a 5xx, or cannot be read: a 2xx that is not JSON, a body that
+    does not match its Content-Encoding, a redirect loop; or no SDR picked could take a reply.
+
+    A garbled answer is retried: a proxy or a server in a bad state may recover, and a repeated
+    assign is safe (Leadterra's 409)."""
 
 
 class TransportFailure(RetryableError):
-    """Raised when a call times out, or its connection is refused or dropped."""
+    """Raised when a call times out or passes its overall deadline, its connection is refused or
+    dropped, or the server breaks HTTP (a truncated body, bad chunking)."""
+
+
+class OutOfTime(RetryableError):
+    """Raised when a task run has spent its time budget (`Settings.max_task_seconds`) before a
+    step that waits on the network; the task is retried, fresh, later."""
 
 
 class NoEligibleSdr(RetryableError):
@@ -93,13 +110,24 @@ class NoEligibleSdr(RetryableError):
         self.excluded = excluded or {}
 
 
+class Unclassified(RetryableError):
+    """Stands in for an exception no one classified, so the policy can retry it and, once
+    retries run out, dead-letter it under `error_type` (the original's type name) and a
+    scrubbed message. Built by `worker/jobs/reliable.py`; never raised by the code it guards."""
+
+    def __init__(self, message: str, *, error_type: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.where = where
+
+
 class PermanentError(ServiceError):
     """Raised when repeating the same call cannot help."""
 
 
 class AuthError(PermanentError):
-    """Raised when Leadterra answers 401 or 403, or no key is set: the key is missing, wrong
-    or revoked."""
+    """Raised when Leadterra answers 401 or 403, no key is set, or the key holds a character
+    no HTTP header can carry: the key is missing, wrong or revoked."""
 
 
 class NotFound(PermanentError):
@@ -122,6 +150,12 @@ class InvalidRequest(PermanentError):
 
 class UnexpectedAnswer(PermanentError):
     """Raised when a 2xx answer's JSON does not fit the documented shape."""
+
+
+class UnsendableRequest(PermanentError):
+    """Raised when a request cannot be sent as built: a URL or header value HTTP cannot carry
+    (a non-ASCII or control character), or a scheme httpx does not speak. The same request
+    fails the same way every time, so it is not retried."""
 
 
 class PoisonMessage(PermanentError):

@@ -1,5 +1,8 @@
 """What one worker process holds: settings, one Redis pool, one Leadterra client, and the
-services built on them. Built once in the entry point and handed to the tasks."""
+services built on them. Built once in the entry point and handed to the tasks.
+
+The client's observer (`CallRecorder`) waits for the global rate limit before each call, never
+past the task's deadline (worker/budget.py), and records each call's outcome."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import redis
 from pydantic import SecretStr
 
 from config.settings import ConfigError, Settings
+from worker import budget
 from worker.followups.notify import Notifier
 from worker.jobs.deadletter import DeadLetters
 from worker.jobs.holds import Holds
@@ -16,7 +20,7 @@ from worker.jobs.queueing import Delayed
 from worker.keys import Keys
 from worker.leadterra.client import LeadterraClient
 from worker.leadterra.ratelimit import RateGate
-from worker.logs import get_logger
+from worker.logs import get_logger, scrub
 from worker.metrics import Metrics
 from worker.routing.policy import PolicySource
 from worker.routing.rotation import Rotation
@@ -33,7 +37,7 @@ class CallRecorder:
         self.metrics = metrics
 
     def before_call(self, endpoint: str) -> None:
-        waited = self.gate.acquire()
+        waited = self.gate.acquire(budget.cap(None))  # never past the task's deadline
         if waited:
             self.metrics.rate_limit_wait.inc(waited)
 
@@ -139,6 +143,10 @@ class Runtime:
         """The client that acts as `sdr_id` (its own key), or the main key without a map."""
         key = self.sdr_key(sdr_id)
         return self.leadterra.with_key(key) if key else self.leadterra
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret of these settings, in any escaped form, masked."""
+        return scrub(text, self.settings.secret_values())
 
     def count_delivery(self, task_id: str, retries: int) -> int:
         """How many times this exact message (task id and retry number) has been delivered."""

@@ -72,3 +72,62 @@ def test_used_up_retries_are_dead_lettered_then_replayed_once_fixed(tmp_path: Pa
     assert row.checks["attempts"] == [3]
     assert row.checks["replay_exit"] == 0
     assert row.checks["left_after_replay"] == 0
+
+
+def test_keys_with_invisible_characters_stop_every_process_with_one_clean_line(tmp_path) -> None:
+    row = run("keys_with_invisible_characters", tmp_path)
+    assert row.checks["starts"] == 9  # web, worker and beat, each with three bad keys
+    assert row.checks["refused"] == row.checks["starts"]  # exit status 2
+    assert row.checks["one_line"] == row.checks["starts"]
+    assert row.checks["leaked"] == 0
+    assert row.dead_lettered == 0
+
+
+def test_dead_letters_past_the_old_cap_are_all_replayed_and_assigned_once(tmp_path) -> None:
+    """1,200 end to end (past the old 1,000 cap) keeps the suite fast; scripts/reliability.py
+    runs the README's 5,000, and tests/test_cli_dlq.py replays 5,000 onto the queue."""
+    row = scenarios.dlq_replayed(tmp_path, count=1_200)
+    print(row)
+    assert (row.events_in, row.assigned, row.duplicates, row.lost) == (1_200, 1_200, 0, 0), row
+    assert row.checks["replay_exit"] == 0
+    assert row.checks["replay_output"] == "replayed 1200 dead letter(s)"
+    assert row.checks["queued_after_replay"] == 1_200
+    assert row.checks["left_after_replay"] == 0
+    assert row.dead_lettered == 1_200  # before the replay
+
+
+def test_slow_clients_on_every_route_are_cut_at_the_deadline_and_webhooks_flow(tmp_path) -> None:
+    row = run("slow_clients", tmp_path)
+    assert row.checks["kept_past_deadline"] == 0
+    assert row.checks["longest_held_s"] <= row.checks["deadline_s"] + 2 + 1  # slack, grace
+    answered = row.checks["answered"]
+    assert answered["webhook body (408)"] == [408]
+    assert answered["/healthz body after 200"] == [200]
+    assert answered["/metrics body after 404"] == [404]  # not on Leadterra's port
+    assert answered["/healthz body after 405"] == [405]
+    assert answered["admin /metrics body after 200"] == [200]
+    assert answered["head trickled"] == answered["silent"] == []  # closed, never answered
+    assert row.checks["never_acknowledged"] == 0
+    assert row.checks["answered_503"] == 0
+    assert row.dead_lettered == 0
+
+
+def test_a_header_flood_is_cut_early_and_the_receiver_stays_small(tmp_path) -> None:
+    row = run("header_flood", tmp_path)
+    assert set(row.checks["answers"]) <= {431}  # 431, or a reset before it could be read
+    assert row.checks["most_bytes_taken"] < 8 * 1024 * 1024  # the kernel's buffers, no more
+    assert row.checks["rss_growth_mib"] < 32
+    assert row.checks["never_acknowledged"] == 0
+    assert row.dead_lettered == 0
+
+
+def test_a_stale_delivery_is_answered_200_and_enqueues_nothing(tmp_path) -> None:
+    row = run("stale_delivery", tmp_path)
+    replayed = row.checks["replayed"]
+    assert row.checks["answered_stale"] == row.checks["stale_warnings"] == replayed
+    assert row.checks["replay_statuses"] == [200]
+    assert row.checks["records_expired"] > 0
+    assert row.checks["enqueued_by_replay"] == 0
+    assert row.checks["seen_markers_after"] == 0
+    assert row.checks["assign_calls_after"] == 0
+    assert row.dead_lettered == 0

@@ -15,11 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.service import SECRET, Service, start_service
+from tests.reliability import hostile
+from tests.support.service import SECRET, Service, procfile, start_service
 from worker.cli.demo import MIX as DEMO_MIX
 from worker.deadline import wait_until
 from worker.jobs.queueing import assign_message, task_message
@@ -442,3 +444,522 @@ SCENARIOS: dict[str, Callable[[Path], Row]] = {
     "poison": poison,
     "retries_used_up": retries_used_up,
 }
+
+
+# -- keys with invisible characters; 5,000 dead letters replayed (issue 12) ---------------------
+
+#: what a paste can bring along: each refused, at start, by every process that reads settings
+INVISIBLE = {
+    "LEADTERRA_API_KEY": "sk_test_workspace\u200b",  # zero-width space at the end
+    "LEADTERRA_WEBHOOK_SECRET": f"\u00a0{SECRET}",  # a non-breaking space in front
+    "LEADTERRA_SDR_API_KEYS": json.dumps({"sdr_1": "\ufeffsk_test_workspace_sdr_1"}),  # a BOM
+}
+
+
+def _refusals(service: Service) -> list[dict[str, Any]]:
+    """Start web, worker and beat with each bad key, all at once; what each printed."""
+    started = [
+        (name, variable, service.children.start(name, procfile()[name], {variable: value}))
+        for name in ("web", "worker", "beat")
+        for variable, value in INVISIBLE.items()
+    ]
+    found = []
+    for name, variable, child in started:
+        code = child.popen.wait(60)
+        output = child.text()
+        lines = output.splitlines()
+        expected = f"leadrouter: configuration error: {variable}: "
+        found.append(
+            {
+                "process": name,
+                "variable": variable,
+                "exit": code,
+                "lines": lines,
+                "one_line": len(lines) == 1
+                and lines[0].startswith(expected)
+                and " contains a whitespace, control or invisible character " in lines[0],
+                # the values' visible parts, their invisible characters, or those escaped
+                "leaked": any(
+                    part in output
+                    for part in ("sk_test", SECRET, "\u200b", "\u00a0", "\ufeff", "\\u", "\\x")
+                ),
+            }
+        )
+    return found
+
+
+def keys_with_invisible_characters(log_dir: Path) -> Row:
+    """Keys pasted with an invisible character: every process refuses to start with one line
+    naming the variable and nothing of its value; fixed, the service assigns every reply."""
+    service = start_service(log_dir, sdrs=6, disconnected=0, processes=())
+    try:
+        refusals = _refusals(service)
+        fixed = time.monotonic()
+        for name in ("web", "worker", "beat"):
+            service.start(name)
+        interested, _ = _interested(service, _send(service, 20, mix={"interested": 1}))
+        done = service.wait_assigned(interested, timeout=60)
+        return _row(
+            service,
+            "keys with invisible characters",
+            "U+200B, NBSP or a BOM in LEADTERRA_API_KEY, LEADTERRA_WEBHOOK_SECRET or an SDR key: "
+            "web, worker and beat each refuse to start with one line naming the variable; "
+            "then fixed, 20 webhooks",
+            interested,
+            done - fixed,
+            refused=sum(1 for r in refusals if r["exit"] == 2),
+            starts=len(refusals),
+            one_line=sum(1 for r in refusals if r["one_line"]),
+            leaked=sum(1 for r in refusals if r["leaked"]),
+            lines=sorted({line for r in refusals for line in r["lines"]}),
+        )
+    finally:
+        service.close()
+
+
+def _dead_letters(service: Service, count: int) -> set[str]:
+    """`count` replies Leadterra knows, each dead-lettered as retries used up would leave it."""
+    from worker.jobs.deadletter import DeadLetter, DeadLetters
+    from worker.keys import QUEUE_ASSIGN, TASK_ASSIGN
+
+    seeded = service.control.seed_replies(
+        count=count, prefix="rpl_dlq_", classification="interested"
+    )
+    started = time.time() - count
+    letters = [
+        DeadLetter(
+            id=f"reply:{reply['id']}",
+            task=TASK_ASSIGN,
+            queue=QUEUE_ASSIGN,
+            args=[{"id": reply["id"], "email": reply["email"], "classification": "interested"}],
+            error="assign: answered 503",
+            error_type="ServerError",
+            attempts=3,
+            at=started + n,
+        )
+        for n, reply in enumerate(seeded["replies"])
+    ]
+    DeadLetters(service.redis(), service.keys).add_many(letters)  # one pipelined transaction
+    return {reply["id"] for reply in seeded["replies"]}
+
+
+def dlq_replayed(log_dir: Path, count: int = 5_000) -> Row:
+    """`count` dead letters, `leadrouter dlq replay --all`, one worker: each assigned once."""
+    service = start_service(
+        log_dir,
+        sdrs=6,
+        disconnected=0,
+        processes=(),
+        LEADTERRA_MAX_RPS="100000",
+        LEADTERRA_BURST="1000",
+        WORKER_CONCURRENCY="32",
+    )
+    try:
+        interested = _dead_letters(service, count)
+        client = service.redis()
+        started = time.monotonic()
+        replay = subprocess.run(
+            [sys.executable, "-m", "worker", "dlq", "replay", "--all"],
+            env=service.children.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        replayed = time.monotonic()
+        queued = int(client.llen(service.keys.queue("assign")))
+        service.start("worker")
+        done = service.wait_assigned(interested, timeout=60 + count / 20)
+        row = _row(
+            service,
+            f"{count:,} dead letters replayed",
+            f"{count:,} dead letters, then `leadrouter dlq replay --all` and one worker",
+            interested,
+            done - started,
+            replay_exit=replay.returncode,
+            replay_output=replay.stdout.strip(),
+            replay_s=round(replayed - started, 2),
+            queued_after_replay=queued,
+            left_after_replay=int(client.hlen(service.keys.dlq)),
+            assign_s=round(done - replayed, 1),
+        )
+        row.dead_lettered = count  # before the replay, as in `retries used up`
+        return row
+    finally:
+        service.close()
+
+
+SCENARIOS["keys_with_invisible_characters"] = keys_with_invisible_characters
+SCENARIOS["dlq_replayed"] = dlq_replayed
+
+
+# -- slow clients on every route; a header flood; a stale delivery (issue 12) ----------------
+
+#: the receiver's request deadline in these scenarios (the default is 10 s)
+HOSTILE_TIMEOUT = 3.0
+
+
+def _acknowledged(report: dict[str, Any]) -> tuple[int, int]:
+    """(deliveries never answered 2xx, attempts answered 503) in a sender job's report."""
+    never = sum(
+        1
+        for d in report["deliveries"]
+        if not any(200 <= (a.get("status") or 0) < 300 for a in d["attempts"])
+    )
+    refused = sum(1 for d in report["deliveries"] for a in d["attempts"] if a.get("status") == 503)
+    return never, refused
+
+
+def slow_clients(log_dir: Path) -> Row:
+    """200 slow clients on the public port and 40 on the admin one, on every route and in every
+    phase (head, body before and after the answer, silence), while 150 webhooks arrive."""
+    service = start_service(
+        log_dir, sdrs=6, disconnected=0, REQUEST_TIMEOUT_SECONDS=str(HOSTILE_TIMEOUT)
+    )
+    try:
+        clients = hostile.every_route(service.port, service.admin_port, 200, 40)
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            held = pool.submit(hostile.run_slow_clients, clients, HOSTILE_TIMEOUT + 10)
+            interested, report = _interested(service, _send(service, 150, rate=50))
+            results = held.result()
+        done = service.wait_assigned(interested, timeout=60)
+        never, refused = _acknowledged(report)
+        longest = max(h.seconds or float("inf") for h in results)
+        answered = {h.route: sorted(set(h.statuses)) for h in results}
+        return _row(
+            service,
+            "slow clients on every route",
+            f"{len(clients)} clients trickling heads or bodies (before and after the answer) or "
+            f"silent, on every route of both listeners, deadline {HOSTILE_TIMEOUT:.0f} s; "
+            "150 webhooks meanwhile",
+            interested,
+            longest,
+            slow_clients=len(clients),
+            kept_past_deadline=sum(1 for h in results if h.seconds is None),
+            longest_held_s=round(longest, 2),
+            deadline_s=HOSTILE_TIMEOUT,
+            answered=answered,
+            never_acknowledged=never,
+            answered_503=refused,
+            assigned_after_s=round(done - started, 1),
+        )
+    finally:
+        service.close()
+
+
+def header_flood(log_dir: Path) -> Row:
+    """16 connections each sending a 32 MiB header as fast as it is taken, while 150 webhooks
+    arrive: each flood is cut with 431 after 64 KiB, and the receiver stays small."""
+    connections, size = 16, 32 * 1024 * 1024
+    service = start_service(log_dir, sdrs=6, disconnected=0)
+    try:
+        [web] = service.procs("web")
+        before = hostile.rss_mib(web.pid)
+        with ThreadPoolExecutor(1) as pool:
+            flood = pool.submit(hostile.header_flood, service.port, connections, size)
+            interested, report = _interested(service, _send(service, 150, rate=50))
+            floods = flood.result()
+        grown = hostile.rss_mib(web.pid) - before
+        done = service.wait_assigned(interested, timeout=60)
+        never, refused = _acknowledged(report)
+        longest = max(f.seconds for f in floods)
+        return _row(
+            service,
+            "header flood",
+            f"{connections} connections each sending a {size // 2**20} MiB header "
+            "as fast as taken; 150 webhooks meanwhile",
+            interested,
+            longest,
+            flood_connections=connections,
+            most_bytes_taken=max(f.sent for f in floods),
+            answers=sorted({s for f in floods for s in f.statuses}),
+            rss_growth_mib=round(grown, 1),
+            never_acknowledged=never,
+            answered_503=refused,
+            finished=done,
+        )
+    finally:
+        service.close()
+
+
+def _expire_markers(service: Service) -> int:
+    """What DEDUPE_TTL_SECONDS does to a reply's records, done now: delete them."""
+    client = service.redis()
+    names = [service.keys.seen("*"), service.keys.done("*"), service.keys.pick("*")]
+    found = [key for pattern in names for key in client.scan_iter(pattern)]
+    if found:
+        client.delete(*found)
+    return len(found)
+
+
+def stale_delivery(log_dir: Path) -> Row:
+    """50 webhooks assigned; their dedupe records expire; the same deliveries, signed with a
+    timestamp 25 h old, are replayed: each answered 200 stale, nothing enqueued or assigned."""
+    service = start_service(log_dir, sdrs=6, disconnected=0)
+    try:
+        interested, report = _interested(service, _send(service, 50, mix={"interested": 1}))
+        service.wait_assigned(interested, timeout=60)
+        replies = sorted(d["replyId"] for d in report["deliveries"])
+        expired = _expire_markers(service)
+        enqueued = len([e for e in service.events("webhook.received") if e["status"] == 202])
+        since = service.control.last_seq()
+        service.control.set_clock_offset(-(25 * 3600))
+        try:
+            job = service.control.send_webhooks(
+                service.webhook_url, SECRET, len(replies), reply_ids=replies, retry_scale=0.02
+            )
+            replay = service.control.wait_webhook_job(job["id"], timeout=60)
+        finally:
+            service.control.set_clock_offset(0)
+        outcomes = [
+            e["outcome"] for e in service.events("webhook.received") if e["reply_id"] in replies
+        ]
+        stale = [e for e in service.events("webhook.received") if e["outcome"] == "stale"]
+        after = len([e for e in service.events("webhook.received") if e["status"] == 202])
+        return _row(
+            service,
+            "stale delivery",
+            f"{len(replies)} deliveries replayed with a signed timestamp 25 h old, "
+            "after their dedupe records expired",
+            interested,
+            None,
+            replayed=len(replies),
+            answered_stale=len(stale),
+            stale_warnings=sum(1 for e in stale if e["level"] == "warning"),
+            replay_statuses=sorted(
+                {a.get("status") for d in replay["deliveries"] for a in d["attempts"]}
+            ),
+            records_expired=expired,
+            enqueued_by_replay=after - enqueued,
+            seen_markers_after=len(list(service.redis().scan_iter(service.keys.seen("*")))),
+            assign_calls_after=len(service.control.calls(since=since, endpoint=ASSIGN)),
+            outcomes=sorted(set(outcomes)),
+        )
+    finally:
+        service.close()
+
+
+SCENARIOS["slow_clients"] = slow_clients
+SCENARIOS["header_flood"] = header_flood
+SCENARIOS["stale_delivery"] = stale_delivery
+
+
+# -- garbled answers from Leadterra; an arbitrary exception in a task (issue 12) ----------------
+
+#: few quick retries; VISIBILITY_TIMEOUT 20 s gives a task a 6 s deadline and a call 4 s
+OPEN_WORLD_ENV = {
+    "MAX_RETRIES": "2",
+    "RETRY_BACKOFF_BASE": "0.05",
+    "RETRY_BACKOFF_MAX": "0.2",
+    "MAX_DELIVERIES": "2",
+    "VISIBILITY_TIMEOUT": "20",
+    "LEADTERRA_TIMEOUT_CONNECT": "1",
+    "LEADTERRA_TIMEOUT_READ": "2",
+    "LEADTERRA_TIMEOUT_POOL": "1",
+    "LEADTERRA_MAX_RPS": "500",
+    "LEADTERRA_BURST": "100",
+    "WORKER_CONCURRENCY": "8",
+}
+RAISING_WORKER = f"{sys.executable} -m tests.support.raising_worker worker"
+
+
+def raising_service(log_dir: Path) -> Service:
+    """Web, beat and a real worker whose Leadterra calls raise what a test scripts
+    (tests/support/raising_worker.py); with nothing scripted it is the Procfile's worker."""
+    service = start_service(
+        log_dir, sdrs=6, disconnected=0, processes=("web", "beat"), **OPEN_WORLD_ENV
+    )
+    try:
+        worker = service.children.start("worker", RAISING_WORKER)
+        wait_until(
+            lambda: any(str(e.get("event", "")).endswith(" ready.") for e in worker.events()),
+            60,
+            what="the raising worker ready",
+            alive=[worker],
+        )
+    except BaseException:
+        service.close()
+        raise
+    return service
+
+
+def dead_lettered(service: Service, replies: set[str]) -> list[dict[str, Any]]:
+    raws = service.redis().hmget(service.keys.dlq, [f"reply:{r}" for r in sorted(replies)])
+    return [json.loads(raw) for raw in raws if raw]
+
+
+def settled(service: Service, replies: set[str]) -> bool:
+    """Every reply assigned (a handoff at the sandbox) or dead-lettered: none missing."""
+    handed = {h["replyId"] for h in service.handoffs()}
+    dead = {e["id"].removeprefix("reply:") for e in dead_lettered(service, replies)}
+    return replies <= handed | dead
+
+
+def _replay_all(service: Service) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "dlq", "replay", "--all"],
+        env=service.children.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _own(row: Row, service: Service, replies: set[str], dead: list[dict[str, Any]]) -> Row:
+    """The row counted over `replies` only (a deployment may serve other tests too)."""
+    per_reply: dict[str, int] = {}
+    for handoff in service.handoffs():
+        per_reply[handoff["replyId"]] = per_reply.get(handoff["replyId"], 0) + 1
+    row.duplicates = sum(per_reply.get(r, 0) - 1 for r in replies if per_reply.get(r, 0) > 1)
+    row.dead_lettered = len(dead)  # before the replay; after it none is left
+    return row
+
+
+def _events_for(service: Service, name: str, replies: set[str]) -> list[dict[str, Any]]:
+    return [e for e in service.events(name) if e.get("reply_id") in replies]
+
+
+#: (garble, phase, how many assign answers); "after" means the assign took effect first
+GARBLES = [
+    ("encoding", "before", 4),  # the issue's example: four replies vanished
+    ("encoding", "after", 2),
+    ("not_json", "before", 2),
+    ("deep", "before", 2),
+    ("chunks", "after", 2),
+    ("truncated", "before", 2),
+    ("shape", "after", 2),
+    ("shape", "before", 1),
+]
+
+
+GARBLE_LABELS = {
+    "encoding": "a body its Content-Encoding does not match",
+    "not_json": "an HTML 200",
+    "deep": "JSON nested 100,000 deep",
+    "chunks": "broken chunking",
+    "truncated": "a truncated body",
+    "shape": "the wrong shape",
+}
+
+
+def garbled_answers_on(service: Service, count: int = 30) -> Row:
+    """Assign answers garbled the ways a broken server or proxy garbles them: the unreadable
+    ones are retried, the wrong-shaped ones dead-lettered and replayed; none lost or doubled."""
+    for kind, phase, times in GARBLES:
+        service.control.garble_next(ASSIGN, times, kind, phase=phase)
+    try:
+        job = _send(service, count, mix={"interested": 1}, prefix="rpl_garbled_")
+        interested, _ = _interested(service, job)
+        started = time.monotonic()
+        wait_until(lambda: settled(service, interested), 60, 0.2, what="garbled replies settled")
+        dead = dead_lettered(service, interested)
+        replay = _replay_all(service)
+        done = service.wait_assigned(interested, timeout=60)
+    finally:
+        service.control.clear_faults(ASSIGN)
+    counts: dict[str, int] = {}
+    for kind, _, times in GARBLES:
+        counts[GARBLE_LABELS[kind]] = counts.get(GARBLE_LABELS[kind], 0) + times
+    injected = ", ".join(f"{label} ({n})" for label, n in counts.items())
+    row = _row(
+        service,
+        "garbled answers",
+        f"{sum(counts.values())} of {count} assign answers garbled: {injected}, some after the "
+        "assign took effect; then `dlq replay --all`",
+        interested,
+        done - started,
+        garbled=sum(t for *_, t in GARBLES),
+        retries=len(_events_for(service, "reply.retry", interested)),
+        dead_letter_types=sorted({e["error_type"] for e in dead}),
+        already_assigned=len(_events_for(service, "reply.already_assigned", interested)),
+        replay_exit=replay.returncode,
+    )
+    return _own(row, service, interested, dead)
+
+
+def garbled_answers(log_dir: Path) -> Row:
+    service = raising_service(log_dir)
+    try:
+        return garbled_answers_on(service)
+    finally:
+        service.close()
+
+
+#: (base, a subclass's name or None, message, times raised); MAX_RETRIES is 2, MAX_DELIVERIES 2
+RAISED: list[tuple[str, str | None, str, int]] = [
+    ("builtins.KeyError", None, "a key nobody set", 1),
+    ("builtins.ZeroDivisionError", None, "division by zero", 2),
+    ("builtins.RecursionError", None, "maximum recursion depth exceeded", 1),
+    ("builtins.StopIteration", None, "", 1),
+    ("builtins.ConnectionResetError", None, "reset by peer", 2),
+    ("builtins.TypeError", None, "unsupported operand", 1),
+    ("httpx.DecodingError", None, "incorrect header check", 2),
+    ("httpx.TooManyRedirects", None, "Exceeded maximum allowed redirects.", 1),
+    ("httpx.UnsupportedProtocol", None, "Request URL is missing a scheme", 1),  # permanent
+    ("builtins.UnicodeEncodeError", None, "fu_\u00e9", 1),  # permanent
+    ("local.Unprintable", None, "", 1),
+    ("local.Huge", None, "", 3),  # retries run out
+    ("builtins.ValueError", "Odd Name \u2603", "bad key sk_test_workspace", 3),  # likewise
+    ("builtins.RuntimeError", "LibraryBug", "a state machine in an impossible state", 3),
+    ("builtins.SystemExit", None, "exit called by a library", 1),  # requeued, then assigned
+    ("builtins.KeyboardInterrupt", None, "", 1),
+    ("asyncio.CancelledError", None, "", 1),
+    ("builtins.MemoryError", None, "", 1),
+    ("local.Halt", None, "a library's own BaseException", 5),  # poison after 2 deliveries
+]
+RAISED_DEAD = 6  # the two permanent ones, the three out of retries, the poison
+
+
+def arbitrary_exception_on(service: Service, clean: int = 10) -> Row:
+    """Exceptions of every kind raised from inside the client of a real worker: each reply ends
+    assigned or dead-lettered (and, once fixed and replayed, assigned), none lost."""
+    from tests.support.raising_worker import SPEC_KEY, script
+
+    client, prefix = service.redis(), service.keys.prefix
+    run = f"{time.time_ns() % 10**9:09d}"
+    ids = [f"rpl_raise_{run}_{n:02d}" for n in range(len(RAISED) + clean)]
+    for reply_id, (base, name, message, times) in zip(ids, RAISED, strict=False):
+        script(client, prefix, reply_id, {"base": base, "name": name, "message": message,
+                                         "times": times})  # fmt: skip
+    job = service.control.send_webhooks(
+        service.webhook_url, SECRET, len(ids), reply_ids=ids, mix={"interested": 1},
+        retry_scale=0.02, concurrency=20,
+    )  # fmt: skip
+    interested, _ = _interested(service, str(job["id"]))
+    started = time.monotonic()
+    wait_until(lambda: settled(service, interested), 60, 0.2, what="raised replies settled")
+    dead = dead_lettered(service, interested)
+    client.delete(*[prefix + SPEC_KEY.format(r) for r in ids])  # the fault is fixed
+    replay = _replay_all(service)
+    done = service.wait_assigned(interested, timeout=60)
+    row = _row(
+        service,
+        "arbitrary exception in a task",
+        f"{len(RAISED)} kinds of exception raised inside the client of a real worker "
+        "(built-in, httpx's, the test's own, odd names and messages, BaseExceptions), "
+        f"1-5 times each, among {clean} clean replies; then fixed and `dlq replay --all`",
+        interested,
+        done - started,
+        expected_dead=RAISED_DEAD,
+        dead_letter_types=sorted(e["error_type"] for e in dead),
+        requeued=len(_events_for(service, "reply.requeued", interested)),
+        retries=len(_events_for(service, "reply.retry", interested)),
+        worker_alive=all(p.alive() for p in service.procs("worker")),
+        replay_exit=replay.returncode,
+        key_in_dead_letters=any("sk_test_workspace" in json.dumps(e) for e in dead),
+    )
+    return _own(row, service, interested, dead)
+
+
+def arbitrary_exception(log_dir: Path) -> Row:
+    service = raising_service(log_dir)
+    try:
+        return arbitrary_exception_on(service)
+    finally:
+        service.close()
+
+
+SCENARIOS["garbled_answers"] = garbled_answers
+SCENARIOS["arbitrary_exception"] = arbitrary_exception

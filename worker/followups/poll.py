@@ -4,10 +4,18 @@
 time. Per SDR key it reads the due list (limit up to 200) and claims each follow-up once per
 `(id, dueAt)`: a rescheduled follow-up is routed again at its new time, never twice at the same
 time. The inbox is read once per poll per SDR, and only when something new was claimed; each
-claimed follow-up is fanned out with its thread's details.
+claimed follow-up is fanned out with its thread's details. SDR keys are polled a few at a time,
+each thread in a copy of the task's context, so the task's deadline (worker/budget.py) and log
+context hold there too.
 
 `route` decides: skip when the thread is over (meeting booked, won, lost, archived), reschedule
 to the SDR's next working slot when it falls outside working hours, otherwise notify.
+
+A claim is never given back once the route task is enqueued: a route or notification that fails
+for good is dead-lettered under `followup:{id}:{dueAt}` (or `notification:{dest}:{id}:{dueAt}`)
+with its whole note, and `leadrouter dlq replay` runs it again past the claim (`route` does not
+look at claims). Giving the claim back instead would route the follow-up again at the next poll
+and notify the destinations that had already succeeded a second time.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import fnmatch
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -141,7 +150,10 @@ def poll(rt: Runtime, fan_out: Callable[[dict[str, Any]], None]) -> PollResult:
     scopes = sdr_scopes(rt)
     try:
         with ThreadPoolExecutor(min(POLL_PARALLEL, len(scopes))) as pool:
-            results = list(pool.map(lambda sdr: poll_sdr(rt, sdr, fan_out), scopes))
+            # each in its own copy of this thread's context (copied here, not in the pool's
+            # threads): the task's deadline and log context come along
+            runs = [(copy_context(), sdr) for sdr in scopes]
+            results = list(pool.map(lambda run: run[0].run(poll_sdr, rt, run[1], fan_out), runs))
     finally:
         with contextlib.suppress(LockError):  # it expired during a very long poll
             lock.release()

@@ -5,6 +5,10 @@ Each choice and its reason is in docs/celery.md. In short: late acks and reject-
 backend; a visibility timeout longer than any countdown (`Settings.max_countdown` is a third of
 it, longer waits are held in Redis); kombu's unacked sweep every few seconds instead of ~100 s;
 `max_connections` above the concurrency; and our own keys under the deployment's prefix.
+
+The threads pool enforces neither `task_time_limit` nor `reject_on_worker_lost` for an exception
+that is not an Exception; both are made good by the task base (worker/jobs/reliable.py): a
+deadline on every run (`Settings.max_task_seconds`, worker/budget.py) and a requeue.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from worker.keys import (
 
 RELEASE_EVERY = 1.0
 CANARY_EVERY = 5.0
-TASK_TIME_LIMIT = 60
+TASK_TIME_LIMIT = 60  # for a pool that enforces it; the threads pool does not (docs/celery.md)
 
 
 def restore_interval(settings: Settings) -> int:

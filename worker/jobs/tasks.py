@@ -1,5 +1,7 @@
 """The tasks: thin adapters over plain functions, each run under `ReliableTask`'s policy
-(worker/jobs/reliable.py).
+(worker/jobs/reliable.py): every run ends done, retried or dead-lettered, within its deadline,
+whatever it raises. A task added to `TASKS` gets the same policy; it needs no error handling of
+its own.
 
 Each task is a module-level function that receives its task first (`bind=True`), so it reaches
 the process's `Runtime` as `task.runtime`. `TASKS` lists them once (name, subject, queue,

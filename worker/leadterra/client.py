@@ -1,17 +1,23 @@
 """The Leadterra API client: one class around one `httpx.Client`.
 
-Every method is one endpoint: call, map the status to `worker.errors`, return a model. The key is
-sent per request, so `with_key()` gives an SDR-scoped view that shares the connection pool.
-An optional `CallObserver` sees every call (the global rate limit and the metrics hang there).
+Every method is one endpoint: call, map the answer to `worker.errors` (worker/leadterra/answers.py:
+every status, every httpx failure, every body that cannot be read), return a model. Nothing else
+escapes a call. The key is sent per request, so `with_key()` gives an SDR-scoped view that shares
+the connection pool. An optional `CallObserver` sees every call (the global rate limit and the
+metrics hang there).
+
+Each call has an overall deadline, `leadterra_call_seconds` (connect, send and the whole answer),
+and never outlives the task's own (worker/budget.py): its timeouts are cut to what is left, and
+every socket wait ends by the deadline (worker/leadterra/transport.py), so a server that drips
+its answer cannot hold a worker thread. A call refused because the task's budget is spent raises
+OutOfTime; one cut by a deadline raises TransportFailure. Both are retried.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -19,7 +25,15 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from config.settings import Settings
-from worker import errors
+from worker import budget, errors
+from worker.leadterra.answers import (
+    FAILURES,
+    failure,
+    parse_body,
+    parse_retry_after,
+    raise_for_status,
+    status_label,
+)
 from worker.leadterra.models import (
     AssignResult,
     FollowUp,
@@ -32,10 +46,18 @@ from worker.leadterra.models import (
     unwrap_list,
     unwrap_object,
 )
+from worker.leadterra.transport import cap_every_wait
+
+__all__ = [
+    "USER_AGENT",
+    "AssignOutcome",
+    "LeadterraClient",
+    "parse_retry_after",
+    "raise_for_status",
+]
 
 USER_AGENT = "leadterra-router/0.1 (+self-hosted)"
-MAX_ERROR_TEXT = 200
-MAX_RETRY_AFTER = 24 * 3600.0
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0, pool=5.0)
 
 
 class CallObserver(Protocol):
@@ -56,88 +78,24 @@ class AssignOutcome:
     result: AssignResult | None = None
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return min(MAX_RETRY_AFTER, max(0.0, seconds)) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    wait = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(MAX_RETRY_AFTER, max(0.0, wait))
+@dataclass
+class _Answer:
+    """What is known of one call's answer so far, for the observer and the error messages."""
+
+    status: str = "error"
+    retry_after: float | None = None
+    encoding: str | None = None
 
 
-def _find(body: Any, key: str, depth: int = 2) -> Any:
-    """`key` at the top level of a JSON object, or nested up to `depth` levels."""
-    if not isinstance(body, dict):
-        return None
-    if key in body:
-        return body[key]
-    if depth:
-        for inner in body.values():
-            found = _find(inner, key, depth - 1)
-            if found is not None:
-                return found
-    return None
+def _call_seconds(timeout: httpx.Timeout) -> float | None:
+    """A call's overall deadline from its timeouts: connect, read and pool added up."""
+    total = sum(t for t in (timeout.connect, timeout.read, timeout.pool) if t)
+    return total or None
 
 
-def _error_detail(response: httpx.Response) -> tuple[str | None, str]:
-    """The API's error code and message, tolerant of every shape the docs hint at."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, f"HTTP {response.status_code}"
-    code: Any = None
-    message: Any = None
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            code, message = err.get("code"), err.get("message")
-        code = code or body.get("code") or (err if isinstance(err, str) else None)
-        message = message or body.get("message")
-    text = str(message)[:MAX_ERROR_TEXT] if message else f"HTTP {response.status_code}"
-    return (str(code)[:60] if code else None), text
-
-
-def raise_for_status(response: httpx.Response, endpoint: str) -> httpx.Response:
-    """Map a non-2xx answer onto the error tree; return the response when it is 2xx."""
-    status = response.status_code
-    if status < 300:
-        return response
-    code, text = _error_detail(response)
-    where = f"{endpoint}: {status} {text}"
-    context: dict[str, Any] = {"status": status, "endpoint": endpoint, "code": code}
-    if status == 429:
-        wait = parse_retry_after(response.headers.get("retry-after"))
-        raise errors.RateLimited(
-            where, retry_after=wait, status=status, endpoint=endpoint, code=code
-        )
-    if status >= 500:
-        raise errors.ServerError(where, **context)
-    if status in (401, 403):
-        raise errors.AuthError(where, **context)
-    if status == 404:
-        raise errors.NotFound(where, **context)
-    if status == 409:
-        raise errors.Conflict(where, **context)
-    if status == 400:
-        try:
-            icp = _find(response.json(), "icpFailed")
-        except ValueError:
-            icp = None
-        if icp is True:
-            raise errors.IcpRejected(where, **context)
-    raise errors.InvalidRequest(where, **context)
+def _sendable(key: str) -> bool:
+    """Whether `key` can go in a header as it is: printable ASCII, no whitespace."""
+    return key.isascii() and key.isprintable() and not any(c.isspace() for c in key)
 
 
 class LeadterraClient:
@@ -153,18 +111,23 @@ class LeadterraClient:
         observer: CallObserver | None = None,
         max_connections: int = 100,
         http: httpx.Client | None = None,
+        call_seconds: float | None = None,
     ) -> None:
         self._key = api_key
         self._observer = observer
-        self._http = http or httpx.Client(
-            base_url=base_url,
-            timeout=timeout or httpx.Timeout(10.0, connect=3.0, pool=5.0),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            transport=transport,
-        )
+        if http is None:
+            http = httpx.Client(
+                base_url=base_url,
+                timeout=timeout or DEFAULT_TIMEOUT,
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+                transport=transport,
+            )
+            cap_every_wait(http)
+        self._http = http
+        self._call_seconds = call_seconds or _call_seconds(http.timeout)
 
     @classmethod
     def from_settings(
@@ -190,11 +153,14 @@ class LeadterraClient:
             transport=transport,
             observer=observer,
             max_connections=settings.worker_concurrency + 10,
+            call_seconds=settings.leadterra_call_seconds,
         )
 
     def with_key(self, api_key: SecretStr) -> LeadterraClient:
         """The same connection pool, acting as the SDR (or workspace) that owns `api_key`."""
-        return LeadterraClient("", api_key, observer=self._observer, http=self._http)
+        return LeadterraClient(
+            "", api_key, observer=self._observer, http=self._http, call_seconds=self._call_seconds
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -213,46 +179,79 @@ class LeadterraClient:
         json: Any = None,
         params: Any = None,
     ) -> Any:
+        headers = {"Authorization": self._authorization()}
+        budget.check(endpoint)
         if self._observer:
             self._observer.before_call(endpoint)
         started = time.perf_counter()
-        status = "error"
-        retry_after: float | None = None
+        answer = _Answer()
         try:
-            response = self._http.request(
-                method,
-                path,
-                json=json,
-                params=params,
-                headers={"Authorization": f"Bearer {self._key.get_secret_value()}"},
+            response = self._exchange(
+                method, path, endpoint, answer, json=json, params=params, headers=headers
             )
-            status = str(response.status_code)
-            if response.status_code == 429:
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise_for_status(response, endpoint)
-            if not response.content.strip():
-                return None
-            try:
-                return response.json()
-            except ValueError:
-                raise errors.ServerError(
-                    f"{endpoint}: answered {response.status_code} with a body that is not JSON",
-                    status=response.status_code,
-                    endpoint=endpoint,
-                ) from None
-        except httpx.TimeoutException:
-            status = "timeout"
-            raise errors.TransportFailure(f"{endpoint}: timed out", endpoint=endpoint) from None
-        except httpx.TransportError as exc:
-            status = "connection_error"
-            raise errors.TransportFailure(
-                f"{endpoint}: {type(exc).__name__}", endpoint=endpoint
-            ) from None
+            return parse_body(response, endpoint)
         finally:
             if self._observer:
                 self._observer.after_call(
-                    endpoint, status, time.perf_counter() - started, retry_after
+                    endpoint, answer.status, time.perf_counter() - started, answer.retry_after
                 )
+
+    def _authorization(self) -> str:
+        key = self._key.get_secret_value()
+        if not _sendable(key):
+            raise errors.AuthError(
+                "the API key holds a character no HTTP header can carry (whitespace, a control "
+                "or a non-ASCII character): check LEADTERRA_API_KEY and LEADTERRA_SDR_API_KEYS"
+            )
+        return f"Bearer {key}"
+
+    def _exchange(
+        self, method: str, path: str, endpoint: str, answer: _Answer, **options: Any
+    ) -> httpx.Response:
+        """Send the request and read the whole answer by the call's deadline, with every httpx
+        failure mapped onto the error tree (worker/leadterra/answers.py)."""
+        try:
+            with budget.deadline_in(self._call_seconds or float("inf")) as until:
+                return self._send(method, path, answer, **options)
+        except FAILURES as exc:
+            answer.status = status_label(exc)
+            mapped = failure(exc, endpoint, answer.encoding)
+        if answer.status == "timeout" and time.monotonic() >= until:
+            budget.check(endpoint)  # the task's own deadline cut the call: OutOfTime
+            mapped = errors.TransportFailure(
+                f"{endpoint}: no whole answer within its deadline ({self._call_seconds:g} s)",
+                endpoint=endpoint,
+            )
+        raise mapped
+
+    def _send(self, method: str, path: str, answer: _Answer, **options: Any) -> httpx.Response:
+        request = self._http.build_request(method, path, timeout=self._timeouts(), **options)
+        response = self._http.send(request, stream=True)
+        try:
+            answer.status = str(response.status_code)
+            answer.encoding = response.headers.get("content-encoding")
+            if response.status_code == 429:
+                answer.retry_after = parse_retry_after(response.headers.get("retry-after"))
+            response.read()
+        finally:
+            response.close()
+        return response
+
+    def _timeouts(self) -> httpx.Timeout:
+        """The client's timeouts, each cut to what is left of the deadline in force."""
+        base = self._http.timeout
+
+        def cut(seconds: float | None) -> float | None:
+            capped = budget.cap(seconds)
+            return None if capped is None else max(capped, 0.001)
+
+        return httpx.Timeout(
+            connect=cut(base.connect),
+            read=cut(base.read),
+            write=cut(base.write),
+            pool=cut(base.pool),
+        )
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -288,9 +287,13 @@ class LeadterraClient:
             data = self._call("POST", f"/v1/replies/{_seg(reply_id)}/assign", endpoint, json=body)
         except errors.Conflict:
             return AssignOutcome(already_assigned=True)
-        return AssignOutcome(
-            already_assigned=False, result=_model(AssignResult, unwrap_object(data), endpoint)
-        )
+        result = _model(AssignResult, unwrap_object(data), endpoint)
+        if not result.identified():  # a 2xx that names no handoff is not the documented answer
+            raise errors.UnexpectedAnswer(
+                f"{endpoint}: a 2xx without handoffId, threadId, messageId or gmailThreadId",
+                endpoint=endpoint,
+            )
+        return AssignOutcome(already_assigned=False, result=result)
 
     def due_followups(self, *, limit: int = 50, include_upcoming: bool = False) -> list[FollowUp]:
         params = {"limit": max(1, min(limit, 200))}

@@ -41,6 +41,10 @@ class AssignResult(ApiModel):
     message_id: str | None = None
     gmail_thread_id: str | None = None
 
+    def identified(self) -> bool:
+        """Whether the answer names what the assign made (the documented answer names all)."""
+        return any((self.handoff_id, self.thread_id, self.message_id, self.gmail_thread_id))
+
 
 class FollowUp(ApiModel):
     id: str
@@ -88,18 +92,19 @@ LIST_KEYS = ("data", "threads", "replies", "sdrs", "followups", "items", "result
 OBJECT_KEYS = ("data", "webhook", "result")
 
 
-def unwrap_list(body: Any) -> list[Any]:
-    """A list from a bare array, `{data:[...]}`, `{data:{threads:[...]}}`, `{replies:[...]}`..."""
+def unwrap_list(body: Any, depth: int = 3) -> list[Any]:
+    """A list from a bare array, `{data:[...]}`, `{data:{threads:[...]}}`, `{replies:[...]}`...,
+    looking at most `depth` envelopes deep (a garbled `{data:{data:...}}` ends, not recurses)."""
     if isinstance(body, list):
         return body
-    if isinstance(body, dict):
+    if isinstance(body, dict) and depth > 0:
         for key in LIST_KEYS:
             if key in body:
                 inner = body[key]
                 if isinstance(inner, list):
                     return inner
                 if isinstance(inner, dict):
-                    return unwrap_list(inner)
+                    return unwrap_list(inner, depth - 1)
     return []
 
 

@@ -78,12 +78,14 @@ class RateGate:
         granted, wait = self._gcra(keys=self._keys, args=[self._interval, self._burst, LOOKAHEAD])
         return bool(granted), float(wait)
 
-    def acquire(self) -> float:
+    def acquire(self, max_block: float | None = None) -> float:
         """Block until this caller may call Leadterra; return the seconds waited.
 
-        Raises RateLimited (retryable) when the wait would pass `max_block`, so the task is
-        retried later instead of holding a worker thread for long.
+        Raises RateLimited (retryable) when the wait would pass `max_block` (the gate's own
+        bound, or a shorter one: what is left of a task's time budget), so the task is retried
+        later instead of holding a worker thread for long.
         """
+        bound = self._max_block if max_block is None else min(max_block, self._max_block)
         waited = 0.0
         while True:
             granted, wait = self.try_acquire()
@@ -91,7 +93,7 @@ class RateGate:
                 if wait > 0:
                     self._sleep(wait)
                 return waited + wait
-            if waited + wait > self._max_block:
+            if waited + wait > bound:
                 raise RateLimited(
                     "global rate limit or a shared 429 pause", retry_after=wait, status=None
                 )
