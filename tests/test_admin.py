@@ -184,20 +184,25 @@ def web_env(redis_server: EmbeddedRedis, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.integration
-def test_web_refuses_a_public_admin_address_without_a_token_in_one_line(
-    redis_server, tmp_path
-) -> None:
-    env = web_env(redis_server, ADMIN_HOST="0.0.0.0", ADMIN_PORT=str(free_port()))  # noqa: S104
-    result = subprocess.run(
+def run_web(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`leadrouter web` as a process that is expected to refuse to start."""
+    return subprocess.run(
         [sys.executable, "-m", "worker", "web"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.integration
+def test_web_refuses_a_public_admin_address_without_a_token_in_one_line(
+    redis_server, tmp_path
+) -> None:
+    env = web_env(redis_server, ADMIN_HOST="0.0.0.0", ADMIN_PORT=str(free_port()))  # noqa: S104
+    result = run_web(env, tmp_path)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("leadrouter: configuration error: ADMIN_TOKEN is required")
@@ -210,15 +215,7 @@ def test_web_refuses_a_busy_admin_port_in_one_line(redis_server, tmp_path) -> No
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         env = web_env(redis_server, ADMIN_PORT=str(taken.getsockname()[1]))
-        result = subprocess.run(
-            [sys.executable, "-m", "worker", "web"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_web(env, tmp_path)
     assert result.returncode != 0
     assert "cannot listen on ADMIN_HOST:ADMIN_PORT" in result.stderr.strip().splitlines()[-1]
 

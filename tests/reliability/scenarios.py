@@ -879,12 +879,17 @@ def garbled_answers_on(service: Service, count: int = 30) -> Row:
     return _own(row, service, interested, dead)
 
 
-def garbled_answers(log_dir: Path) -> Row:
+def on_raising_service(log_dir: Path, scenario: Callable[[Service], Row]) -> Row:
+    """Run `scenario` on its own deployment whose worker raises what the sandbox asks it to."""
     service = raising_service(log_dir)
     try:
-        return garbled_answers_on(service)
+        return scenario(service)
     finally:
         service.close()
+
+
+def garbled_answers(log_dir: Path) -> Row:
+    return on_raising_service(log_dir, garbled_answers_on)
 
 
 #: (base, a subclass's name or None, message, times raised); MAX_RETRIES is 2, MAX_DELIVERIES 2
@@ -954,11 +959,7 @@ def arbitrary_exception_on(service: Service, clean: int = 10) -> Row:
 
 
 def arbitrary_exception(log_dir: Path) -> Row:
-    service = raising_service(log_dir)
-    try:
-        return arbitrary_exception_on(service)
-    finally:
-        service.close()
+    return on_raising_service(log_dir, arbitrary_exception_on)
 
 
 SCENARIOS["garbled_answers"] = garbled_answers
