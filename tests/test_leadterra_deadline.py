@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from tests.conftest import make_settings
 from worker import budget, errors
+from worker.deadline import wait_until
 from worker.followups.notify import Notifier
 from worker.leadterra.client import LeadterraClient
 from worker.leadterra.transport import DeadlineStream, cap_every_wait, capped_pools
@@ -99,9 +100,7 @@ def client_for(url: str, call_seconds: float) -> LeadterraClient:
 
 def wait_hung_up(dripper: Dripper) -> None:
     """The server notices the client left at its next byte; wait for that (bounded)."""
-    deadline = time.monotonic() + 10
-    while not dripper.left_early and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: dripper.left_early, 10, 0.02, what="the dripping server to see a hang-up")
 
 
 @pytest.mark.parametrize("mode", ["body", "headers"])
