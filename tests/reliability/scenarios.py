@@ -386,6 +386,18 @@ def poison(log_dir: Path) -> Row:
         service.close()
 
 
+def replay_all(service: Service, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`leadrouter dlq replay --all` against the deployment, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "dlq", "replay", "--all"],
+        env=service.children.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def retries_used_up(log_dir: Path) -> Row:
     """Assign answers 503 until retries run out; then the fault is fixed and `dlq replay`."""
     service = start_service(
@@ -407,14 +419,7 @@ def retries_used_up(log_dir: Path) -> Row:
         dead = len(entries)
         service.control.clear_faults()
         fixed = time.monotonic()
-        replay = subprocess.run(
-            [sys.executable, "-m", "worker", "dlq", "replay", "--all"],
-            env=service.children.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        replay = replay_all(service)
         done = service.wait_assigned(interested, timeout=60)
         row = _row(
             service,
@@ -558,14 +563,7 @@ def dlq_replayed(log_dir: Path, count: int = 5_000) -> Row:
         interested = _dead_letters(service, count)
         client = service.redis()
         started = time.monotonic()
-        replay = subprocess.run(
-            [sys.executable, "-m", "worker", "dlq", "replay", "--all"],
-            env=service.children.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        replay = replay_all(service, timeout=120)
         replayed = time.monotonic()
         queued = int(client.llen(service.keys.queue("assign")))
         service.start("worker")
@@ -796,17 +794,6 @@ def settled(service: Service, replies: set[str]) -> bool:
     return replies <= handed | dead
 
 
-def _replay_all(service: Service) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker", "dlq", "replay", "--all"],
-        env=service.children.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def _own(row: Row, service: Service, replies: set[str], dead: list[dict[str, Any]]) -> Row:
     """The row counted over `replies` only (a deployment may serve other tests too)."""
     per_reply: dict[str, int] = {}
@@ -855,7 +842,7 @@ def garbled_answers_on(service: Service, count: int = 30) -> Row:
         started = time.monotonic()
         wait_until(lambda: settled(service, interested), 60, 0.2, what="garbled replies settled")
         dead = dead_lettered(service, interested)
-        replay = _replay_all(service)
+        replay = replay_all(service)
         done = service.wait_assigned(interested, timeout=60)
     finally:
         service.control.clear_faults(ASSIGN)
@@ -937,7 +924,7 @@ def arbitrary_exception_on(service: Service, clean: int = 10) -> Row:
     wait_until(lambda: settled(service, interested), 60, 0.2, what="raised replies settled")
     dead = dead_lettered(service, interested)
     client.delete(*[prefix + SPEC_KEY.format(r) for r in ids])  # the fault is fixed
-    replay = _replay_all(service)
+    replay = replay_all(service)
     done = service.wait_assigned(interested, timeout=60)
     row = _row(
         service,
