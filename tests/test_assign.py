@@ -84,6 +84,14 @@ def test_a_second_run_for_the_same_reply_calls_nobody(rt, fake) -> None:
     assert any(e["event"] == "reply.duplicate" for e in logs)
 
 
+def test_a_twin_held_while_the_first_run_assigned_the_reply_is_no_longer_held(rt, fake) -> None:
+    run(rt)
+    rt.redis.hset(rt.keys.held, "rpl_1", json.dumps({"since": 1.0, "reason": "nobody"}))
+    outcome, _ = run(rt)
+    assert outcome == "duplicate"
+    assert not rt.redis.hexists(rt.keys.held, "rpl_1")
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [(503, errors.ServerError), (429, errors.RateLimited), (401, errors.AuthError)],

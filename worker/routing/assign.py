@@ -86,6 +86,8 @@ class _Run:
         return "held"
 
     def duplicate(self, done: dict[str, Any]) -> str:
+        # a twin held it while the first run assigned it: it waits for nothing now
+        self.rt.redis.hdel(self.rt.keys.held, self.reply["id"])
         self.log.info(
             "reply.duplicate",
             sdr_id=done.get("sdr"),
