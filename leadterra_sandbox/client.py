@@ -296,10 +296,36 @@ class SandboxControl:
         campaign_ids: list[str] | None = None,
         timeout: float = 10.0,
         retry_scale: float = 1.0,
+        drop_share: float | None = None,
     ) -> dict[str, Any]:
-        """Start a job posting `count` signed `reply.received` events to `url`; its summary."""
+        """Start a job posting `count` signed `reply.received` events to `url`; its summary.
+        `drop_share` (0 to 1) of the events are dropped, never sent (None: `drop_webhooks`)."""
         body = camel(locals(), mix=dict(mix) if mix else None)
         return self._call("POST", "/webhooks/send", body)
+
+    def drop_webhooks(self, share: float) -> dict[str, Any]:
+        """Drop `share` (0 to 1; 1 = all) of each later job's events: `{share, dropped}`."""
+        return self._call("POST", "/webhooks/drop", {"share": share})
+
+    def dropped_webhooks(self) -> list[str]:
+        """The reply ids whose webhooks were dropped, in the order they were."""
+        return list(self._call("GET", "/webhooks/dropped")["replyIds"])
+
+    def replies_listing(
+        self,
+        *,
+        envelope: str | None = None,
+        paging: bool | None = None,
+        timestamps: str | None = None,
+        default_per_page: int | None = None,
+        max_per_page: int | None = None,
+    ) -> dict[str, Any]:
+        """How `GET /v1/replies` answers (`envelope` bare|data|replies, `paging` False to ignore
+        page/perPage, `timestamps` seconds|millis|mixed); changes what is given, returns all."""
+        body = camel(locals())
+        if not body:
+            return self._call("GET", "/replies/listing")
+        return self._call("POST", "/replies/listing", body)
 
     def webhook_job(self, job_id: str, deliveries: bool = True) -> dict[str, Any]:
         params = None if deliveries else {"deliveries": "false"}

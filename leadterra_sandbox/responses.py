@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from leadterra_sandbox.errors import ApiError
+from leadterra_sandbox.listing import Whole
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -32,6 +33,9 @@ def json_response(
 
 
 def ok(data: Any) -> web.Response:
+    """`{"data": data}`, or a `Whole` body as it is (the envelopes of `GET /v1/replies`)."""
+    if isinstance(data, Whole):
+        return json_response(data.body)
     return json_response({"data": data})
 
 

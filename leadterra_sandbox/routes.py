@@ -56,10 +56,14 @@ def list_sdrs(ctx: Ctx) -> Any:
 
 
 def list_replies(ctx: Ctx) -> Any:
+    """Newest first, paged by `page`/`perPage`, in the envelope set (`listing.py`)."""
     campaign_id = ctx.request.query.get("campaignId")
     if campaign_id is not None and campaign_id not in ctx.state.campaigns:
         raise ApiError(404, "campaign_not_found", "no such campaign in the workspace")
-    return [reply.api() for reply in ctx.state.replies_newest(campaign_id)]
+    query = ctx.request.query
+    page = _int(query, "page", 1, 1, 1 << 31)
+    per_page = _int(query, "perPage", 0, 1, 1 << 31) or None  # clamped by the listing
+    return ctx.state.listing.answer(ctx.state.replies_newest(campaign_id), page, per_page)
 
 
 def assign(ctx: Ctx) -> Any:

@@ -5,6 +5,11 @@ identical bytes). A delivery is retried on any non-2xx answer or error on Leadte
 (1 min, 5 min, 30 min, 2 h, 8 h between attempts, at most 6 attempts) times `retryScale`. A
 "redelivery" is sent once more after a 2xx, one first-retry delay later, as if the ack was lost.
 Every event also creates (or updates) its reply in the state, so assign finds it.
+
+A share of the events can be dropped on purpose (`dropShare` on the job, or the sandbox-wide
+`POST /_control/webhooks/drop`): the reply exists, as it does at Leadterra, but no delivery of it
+is ever attempted (no duplicate, no retry, no redelivery). Its delivery reads `dropped`, and the
+sender keeps its reply id for `GET /_control/webhooks/dropped`.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class Delivery:
     kind: str  # original | duplicate | redelivery
     body: bytes
     signature: str
-    outcome: str = "pending"  # pending | delivered | failed | not_needed
+    outcome: str = "pending"  # pending | delivered | failed | not_needed | dropped
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
@@ -56,8 +61,19 @@ class Delivery:
 class Job:
     """One send job: produces events at `rate`, posts them with `concurrency` workers."""
 
-    def __init__(self, job_id: str, number: int, spec: SendSpec, state: State, seed: int) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        number: int,
+        spec: SendSpec,
+        state: State,
+        seed: int,
+        dropped: dict[str, str] | None = None,
+        drop_share: float = 0.0,
+    ) -> None:
         self.id, self.number, self.spec, self.state = job_id, number, spec, state
+        self.drop_share = spec.drop_share if spec.drop_share is not None else drop_share
+        self.dropped = dropped if dropped is not None else {}  # reply id -> job id, shared
         self.rng = random.Random(seed)
         self.status = "running"
         self.deliveries: list[Delivery] = []
@@ -124,6 +140,7 @@ class Job:
         redeliver = set(
             self.rng.sample(range(spec.count), round(spec.count * spec.redeliver_share))
         )
+        drop = set(self.rng.sample(range(spec.count), round(spec.count * self.drop_share)))
         start = time.monotonic()
         for index, classification in enumerate(labels):
             if spec.rate > 0:
@@ -134,6 +151,12 @@ class Job:
                 await asyncio.sleep(0)  # let the workers (and the API) run between batches
             reply_id, body, signature = self._event(index, classification)
             self.events += 1
+            if index in drop:
+                lost = Delivery(next(self._ids), reply_id, classification, "original", body, "")
+                lost.outcome = "dropped"
+                self.deliveries.append(lost)
+                self.dropped[reply_id] = self.id
+                continue
             original = self._delivery(reply_id, classification, "original", body, signature)
             self.queue.put_nowait(original)
             if index in duplicates:
@@ -268,11 +291,14 @@ class Sender:
         self.state = state
         self.rng = rng
         self.jobs: dict[str, Job] = {}
+        self.drop_share = 0.0  # the share of each job's events dropped unless its spec says
+        self.dropped: dict[str, str] = {}  # reply id -> job id, in the order they were dropped
         self._numbers = itertools.count(1)
 
     def start(self, spec: SendSpec) -> Job:
         number = next(self._numbers)
-        job = Job(f"job_{number}", number, spec, self.state, self.rng.randrange(1 << 30))
+        seed = self.rng.randrange(1 << 30)
+        job = Job(f"job_{number}", number, spec, self.state, seed, self.dropped, self.drop_share)
         job.task = asyncio.create_task(job.run(), name=job.id)
         self.jobs[job.id] = job
         log.info("webhooks.job_started", job=job.id, url=spec.url, count=spec.count)
@@ -290,3 +316,5 @@ class Sender:
     async def clear(self) -> None:
         await self.cancel_all()
         self.jobs.clear()
+        self.dropped.clear()
+        self.drop_share = 0.0

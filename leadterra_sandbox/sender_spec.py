@@ -68,6 +68,7 @@ class SendSpec:
     campaign_ids: list[str] = field(default_factory=lambda: ["camp_sandbox"])
     timeout: float = 10.0
     retry_scale: float = 1.0
+    drop_share: float | None = None  # None: the sandbox-wide share (POST /_control/webhooks/drop)
 
     @classmethod
     def from_json(cls, raw: Any) -> SendSpec:
@@ -110,6 +111,8 @@ class SendSpec:
         sent.mix = {k: float(v) for k, v in mix.items()}
         sent.duplicate_share = _share(spec, "duplicateShare")
         sent.redeliver_share = _share(spec, "redeliverShare")
+        if spec.get("dropShare") is not None:
+            sent.drop_share = _share(spec, "dropShare")
         sent.emails = _str_list(spec.get("emails"), "emails")
         sent.email_domains = (
             _str_list(spec.get("emailDomains"), "emailDomains") or sent.email_domains
@@ -140,4 +143,5 @@ class SendSpec:
             "campaignIds": self.campaign_ids,
             "timeout": self.timeout,
             "retryScale": self.retry_scale,
+            "dropShare": self.drop_share,
         }

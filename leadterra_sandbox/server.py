@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
+from leadterra_sandbox import control_intake
 from leadterra_sandbox.app import build_api_app
 from leadterra_sandbox.calls import CallLog
 from leadterra_sandbox.clock import Clock
@@ -93,9 +94,9 @@ class Sandbox:
         self._api_runner = web.AppRunner(
             build_api_app(self.world), access_log=None, keepalive_timeout=keepalive
         )
-        self._control_runner = web.AppRunner(
-            build_control_app(self), access_log=None, keepalive_timeout=keepalive
-        )
+        control = build_control_app(self)
+        control.add_routes(control_intake.ROUTES)
+        self._control_runner = web.AppRunner(control, access_log=None, keepalive_timeout=keepalive)
         await self._api_runner.setup()
         await self._control_runner.setup()
         await self._listen()

@@ -13,6 +13,7 @@ from collections.abc import Container
 from typing import Any
 
 from leadterra_sandbox.clock import Clock, iso_ms
+from leadterra_sandbox.listing import Listing
 from leadterra_sandbox.records import FollowUp, Handoff, Reply, Sdr, Thread, WebhookReg
 
 WORKSPACE = "workspace"
@@ -55,6 +56,7 @@ class State:
         self.followups: dict[str, FollowUp] = {}
         self.due_index: dict[str, list[tuple[float, str]]] = {}
         self.webhooks: list[WebhookReg] = []
+        self.listing = Listing()  # how GET /v1/replies answers (envelope, paging, timestamps)
         self._replies_newest: list[Reply] | None = None
         self._ids = itertools.count(1)
 
