@@ -37,6 +37,8 @@ DEFAULT_FREE_MAIL = (
 CsvList = Annotated[tuple[str, ...], NoDecode]
 #: Leadterra retries a delivery for about 10.6 h; a shorter tolerance would refuse its retries
 MIN_WEBHOOK_TOLERANCE = 12 * 3600
+#: the shortest reconcile interval: a sweep costs at least one call to GET /v1/replies
+MIN_RECONCILE_SECONDS = 15
 
 
 def _split_csv(value: Any) -> tuple[str, ...]:
@@ -151,6 +153,13 @@ class Settings(BaseSettings):
     free_mail_domains: CsvList = _split_csv(DEFAULT_FREE_MAIL)
     mailbox_health_seconds: int = Field(60, ge=1)
 
+    # The second path: the reconcile sweep, and polling mode (docs/reconcile.md)
+    intake: Literal["webhooks", "polling"] = "webhooks"
+    reconcile_seconds: int = Field(300, ge=0)
+    reconcile_overlap_seconds: int = Field(900, ge=0)
+    reconcile_max_pages: int = Field(50, ge=1, le=10_000)
+    reconcile_lookback_hours: int = Field(72, ge=1)
+
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -264,6 +273,23 @@ class Settings(BaseSettings):
             )
         if self.admin_port == self.port:
             raise ValueError(f"ADMIN_PORT must differ from PORT (both {self.port})")
+        return self
+
+    @model_validator(mode="after")
+    def _reconcile_rules(self) -> Settings:
+        """The sweep runs every 15 s at the most often, is on in polling mode, and never looks
+        back past the dedupe markers (an older reply would find its marker gone)."""
+        if 0 < self.reconcile_seconds < MIN_RECONCILE_SECONDS:
+            raise ValueError(
+                f"RECONCILE_SECONDS must be 0 (off) or at least {MIN_RECONCILE_SECONDS}"
+            )
+        if self.intake == "polling" and self.reconcile_seconds == 0:
+            raise ValueError("INTAKE=polling needs the sweep: RECONCILE_SECONDS cannot be 0")
+        if self.reconcile_lookback_hours * 3600 > self.dedupe_ttl_seconds:
+            raise ValueError(
+                f"RECONCILE_LOOKBACK_HOURS ({self.reconcile_lookback_hours} h) must not exceed "
+                f"DEDUPE_TTL_SECONDS ({self.dedupe_ttl_seconds} s)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ TASK_NOTIFY = "leadrouter.deliver_notification"
 TASK_RELEASE = "leadrouter.release_due"
 TASK_CANARY = "leadrouter.canary"
 TASK_MAILBOXES = "leadrouter.check_mailboxes"
+TASK_RECONCILE = "leadrouter.reconcile_replies"
 
 
 def text(value: bytes | str) -> str:
@@ -113,6 +114,27 @@ class Keys:
 
     def followup_claim(self, followup_id: str, due_at: str) -> str:
         return self._k("followups", "claim", followup_id, due_at)
+
+    # the second path: the reconcile sweep (worker/intake/)
+    @property
+    def reconcile_lock(self) -> str:
+        return self._k("reconcile", "lock")
+
+    @property
+    def reconcile_watermark(self) -> str:
+        return self._k("reconcile", "watermark")
+
+    @property
+    def reconcile_resume(self) -> str:
+        return self._k("reconcile", "resume")
+
+    @property
+    def reconcile_last_success(self) -> str:
+        return self._k("reconcile", "last_success")
+
+    @property
+    def last_webhook(self) -> str:
+        return self._k("webhooks", "last_received")
 
     # health and metrics
     @property

@@ -40,7 +40,10 @@ class Metrics:
             "leadrouter_webhooks", "Webhook deliveries by outcome.", ["outcome"], registry=r
         )
         self.assignments = Counter(
-            "leadrouter_assignments", "Assign attempts by outcome.", ["outcome"], registry=r
+            "leadrouter_assignments",
+            "Assign attempts by outcome and by how the reply came (webhook, reconcile, backfill).",
+            ["outcome", "source"],
+            registry=r,
         )
         self.followups = Counter(
             "leadrouter_followups", "Follow-up decisions.", ["decision"], registry=r
@@ -143,9 +146,11 @@ async def queue_gauges(client: aioredis.Redis, keys: Keys) -> list[Sample]:
         pipe.zcard(keys.delayed)
         pipe.hlen(keys.held)
         pipe.hvals(keys.held)
+        pipe.get(keys.last_webhook)
+        pipe.get(keys.reconcile_last_success)
         results = await pipe.execute()
     depths = dict(zip(QUEUES, results[: len(QUEUES)], strict=True))
-    dlq, delayed, held, held_values = results[len(QUEUES) :]
+    dlq, delayed, held, held_values, last_webhook, last_sweep = results[len(QUEUES) :]
     oldest = min((json.loads(v)["since"] for v in held_values), default=None)
     gauges: list[Sample] = [
         ("leadrouter_queue_depth", {"queue": q}, float(n)) for q, n in depths.items()
@@ -161,6 +166,13 @@ async def queue_gauges(client: aioredis.Redis, keys: Keys) -> list[Sample]:
             max(0.0, time.time() - oldest) if oldest else 0.0,
         ),
     ]
+    # absent until the first webhook or complete sweep: alert on absent() or on the age
+    for name, stamp in (
+        ("leadrouter_last_webhook_received_timestamp_seconds", last_webhook),
+        ("leadrouter_reconcile_last_success_timestamp_seconds", last_sweep),
+    ):
+        if stamp is not None:
+            gauges.append((name, {}, float(stamp)))
     return gauges
 
 
@@ -201,4 +213,8 @@ _GAUGE_DOCS = {
     "leadrouter_delayed_messages": "Messages waiting in Redis for their retry time.",
     "leadrouter_held_replies": "Replies held because no SDR is eligible.",
     "leadrouter_oldest_held_reply_age_seconds": "Age of the oldest held reply.",
+    "leadrouter_last_webhook_received_timestamp_seconds": "Unix time of the last verified "
+    "webhook (absent before the first).",
+    "leadrouter_reconcile_last_success_timestamp_seconds": "Unix time of the last complete "
+    "reconcile sweep (absent before the first).",
 }

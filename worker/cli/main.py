@@ -6,6 +6,7 @@ import click
 
 from config.settings import settings_or_exit
 from worker.cli import processes
+from worker.cli.backfill_commands import backfill
 from worker.cli.dlq_commands import dlq
 from worker.cli.followup_commands import followups
 from worker.cli.rotation_commands import rotation
@@ -33,11 +34,11 @@ def worker(concurrency: int | None) -> None:
 
 @cli.command()
 def beat() -> None:
-    """Run Celery beat: releases held work, polls follow-ups, stamps the canary."""
+    """Run Celery beat: releases held work, polls follow-ups, sweeps replies, stamps the canary."""
     processes.run_beat(settings_or_exit())
 
 
-for command in (run, demo, dlq, followups, check, health, sdrs, rotation):
+for command in (run, demo, dlq, followups, check, health, sdrs, rotation, backfill):
     cli.add_command(command)
 
 

@@ -66,11 +66,12 @@ def run_web(settings: Settings) -> None:
 
     _logging(settings, "web")
     try:
-        settings.require("leadterra_webhook_secret")
+        if settings.intake == "webhooks":  # polling mode serves no webhook: no secret needed
+            settings.require("leadterra_webhook_secret")
         check_admin_exposure(settings)
     except ConfigError as bad:
         raise SystemExit(f"leadrouter: configuration error: {bad}") from None
-    log.info("web.starting", host=settings.host, port=settings.port)
+    log.info("web.starting", host=settings.host, port=settings.port, intake=settings.intake)
     client = redis_for_web(settings)
     metrics = Metrics()
     public = create_app(settings, client=client, metrics=metrics)

@@ -68,7 +68,8 @@ def run(replies: int, followups: int) -> None:
 
         with redis_url_for(settings) as url:
             sys.exit(run_demo(url, replies=replies, followups=followups))
-    settings.require("leadterra_webhook_secret")
+    if settings.intake == "webhooks":
+        settings.require("leadterra_webhook_secret")
     sys.exit(run_service(settings))
 
 

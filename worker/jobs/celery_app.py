@@ -27,6 +27,7 @@ from worker.keys import (
     TASK_MAILBOXES,
     TASK_NOTIFY,
     TASK_POLL,
+    TASK_RECONCILE,
     TASK_RELEASE,
     TASK_ROUTE,
 )
@@ -42,7 +43,8 @@ def restore_interval(settings: Settings) -> int:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """What beat sends: release due waits, the canary, the follow-up poll, mailbox checks."""
+    """What beat sends: release due waits, the canary, the follow-up poll, the reconcile sweep
+    (unless RECONCILE_SECONDS is 0), mailbox checks."""
     schedule: dict[str, Any] = {
         "release-delayed": {
             "task": TASK_RELEASE,
@@ -60,6 +62,12 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"expires": settings.followup_poll_seconds, "queue": QUEUE_FOLLOWUPS},
         },
     }
+    if settings.reconcile_seconds:
+        schedule["reconcile-replies"] = {
+            "task": TASK_RECONCILE,
+            "schedule": float(settings.reconcile_seconds),
+            "options": {"expires": settings.reconcile_seconds, "queue": QUEUE_DEFAULT},
+        }
     if settings.leadterra_sdr_api_keys:
         schedule["check-mailboxes"] = {
             "task": TASK_MAILBOXES,
@@ -119,6 +127,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             TASK_POLL: {"queue": QUEUE_FOLLOWUPS},
             TASK_ROUTE: {"queue": QUEUE_FOLLOWUPS},
             TASK_NOTIFY: {"queue": QUEUE_FOLLOWUPS},
+            TASK_RECONCILE: {"queue": QUEUE_DEFAULT},
         },
         "beat_schedule": beat_schedule(settings),
         "enable_utc": True,

@@ -26,8 +26,11 @@ from worker.keys import QUEUE_ASSIGN, TASK_ASSIGN, Keys
 
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
-# KEYS: seen marker, queue list. ARGV: message, ttl seconds, marker value.
+# KEYS: seen marker, queue list[, last-webhook stamp]. ARGV: message, ttl seconds, marker
+# value[, stamp value]. The receiver passes the stamp (the time of the last webhook, for
+# /metrics: no extra round trip); the sweep and backfill do not.
 ENQUEUE_ONCE = """
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4]) end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
@@ -113,6 +116,31 @@ def assign_message(reply: dict[str, Any], *, retries: int = 0) -> str:
         retries=retries,
         argsrepr=f"[reply {reply.get('id', '?')}]",
     )
+
+
+def source_of(reply: dict[str, Any]) -> str:
+    """How the reply came: `webhook` (also for messages queued before sources were recorded),
+    `reconcile` or `backfill`."""
+    source = reply.get("source")
+    return source if isinstance(source, str) and source else "webhook"
+
+
+def enqueue_once(
+    client: redis.Redis, keys: Keys, payloads: list[dict[str, Any]], ttl: int
+) -> list[bool]:
+    """The receiver's enqueue for many replies at once (the sweep, backfill): the same Lua call,
+    marker and message per reply, in one pipeline; True where a reply was new."""
+    if not payloads:
+        return []
+    script = client.register_script(ENQUEUE_ONCE)
+    with client.pipeline(transaction=False) as pipe:
+        for payload in payloads:
+            script(
+                keys=[keys.seen(str(payload["id"])), keys.queue(QUEUE_ASSIGN)],
+                args=[assign_message(payload), ttl, str(payload.get("acceptedAt", ""))],
+                client=pipe,
+            )
+        return [bool(fresh) for fresh in pipe.execute()]
 
 
 class Delayed:

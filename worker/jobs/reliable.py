@@ -53,7 +53,7 @@ from redis.exceptions import RedisError
 
 from worker import budget, errors
 from worker.jobs.deadletter import DeadLetter
-from worker.jobs.queueing import task_message
+from worker.jobs.queueing import source_of, task_message
 from worker.jobs.retry import backoff
 from worker.keys import QUEUE_DEFAULT
 from worker.logs import get_logger
@@ -267,7 +267,8 @@ class ReliableTask(Task):  # type: ignore[type-arg]
         )
         self.runtime.dlq.add(entry)
         if self.subject == "reply":
-            self.runtime.metrics.assignments.labels("dead_lettered").inc()
+            first = args[0] if args and isinstance(args[0], dict) else {}
+            self.runtime.metrics.assignments.labels("dead_lettered", source_of(first)).inc()
         fields = {
             f"{self.subject}_id": subject_id,
             **described,

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker import errors
 from worker.followups.poll import poll, route
 from worker.health import stamp_heartbeat
+from worker.intake.sweep import reconcile
 from worker.jobs.reliable import ReliableTask, subject_of
 from worker.keys import (
     QUEUE_ASSIGN,
@@ -32,6 +33,7 @@ from worker.keys import (
     TASK_MAILBOXES,
     TASK_NOTIFY,
     TASK_POLL,
+    TASK_RECONCILE,
     TASK_RELEASE,
     TASK_ROUTE,
 )
@@ -53,6 +55,9 @@ class ReplyPayload(BaseModel):
     campaignId: str | None = None
     classification: str | None = None
     acceptedAt: float | None = None
+    #: how it came: `webhook` (the default, so messages queued before sources existed run),
+    #: `reconcile` or `backfill`
+    source: str = Field("webhook", min_length=1, max_length=20)
 
 
 def assign_reply(task: ReliableTask, payload: dict[str, Any]) -> str:
@@ -107,6 +112,10 @@ def canary(task: ReliableTask) -> None:
     stamp_heartbeat(task.runtime.redis, task.runtime.keys, str(task.request.hostname))
 
 
+def reconcile_replies(task: ReliableTask) -> int:
+    return reconcile(task.runtime).enqueued
+
+
 def check_mailbox_health(task: ReliableTask) -> dict[str, str]:
     return check_mailboxes(task.runtime)
 
@@ -138,6 +147,7 @@ TASKS = (
     TaskSpec(TASK_RELEASE, "release", QUEUE_DEFAULT, release_due),
     TaskSpec(TASK_CANARY, "canary", QUEUE_DEFAULT, canary),
     TaskSpec(TASK_MAILBOXES, "mailboxes", QUEUE_DEFAULT, check_mailbox_health),
+    TaskSpec(TASK_RECONCILE, "reconcile", QUEUE_DEFAULT, reconcile_replies),
 )
 
 

@@ -39,10 +39,12 @@ from worker.leadterra.models import (
     FollowUp,
     GmailStatus,
     InboxPage,
+    RepliesPage,
     Sdr,
     Thread,
     Webhook,
     iso_ms,
+    replies_page,
     unwrap_list,
     unwrap_object,
 )
@@ -258,6 +260,17 @@ class LeadterraClient:
     def list_sdrs(self) -> list[Sdr]:
         body = self._call("GET", "/v1/sdrs", "GET /v1/sdrs")
         return _models(Sdr, unwrap_list(body), "GET /v1/sdrs")
+
+    def list_replies(
+        self, page: int = 1, per_page: int = 50, campaign_id: str | None = None
+    ) -> RepliesPage:
+        """One page of replies, newest first by `receivedAt` (paging by `page`/`perPage`, the
+        names the docs suggest; a server that ignores them is the caller's to detect)."""
+        params: dict[str, str | int] = {"page": max(1, page), "perPage": max(1, per_page)}
+        if campaign_id:
+            params["campaignId"] = campaign_id
+        body = self._call("GET", "/v1/replies", "GET /v1/replies", params=params)
+        return replies_page(body, page, per_page)
 
     def assign_reply(
         self,

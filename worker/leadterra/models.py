@@ -6,10 +6,18 @@ without milliseconds. `unwrap` accepts every envelope the docs show.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
 
 
@@ -86,6 +94,70 @@ class Webhook(ApiModel):
     events: list[str] = Field(default_factory=list)
     status: str | None = None
     created_at: UtcDatetime | None = None
+
+
+def _lenient_utc(value: Any) -> Any:
+    """An unreadable `receivedAt` becomes None (the reply is still a reply), not an error."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class Reply(ApiModel):
+    """One item of `GET /v1/replies`; the classification stays an open string."""
+
+    id: str = Field(min_length=1, max_length=200)
+    email: str | None = None
+    campaign_id: str | None = None
+    classification: str | None = None
+    received_at: Annotated[UtcDatetime | None, BeforeValidator(_lenient_utc)] = None
+    thread_snippet: str | None = None
+
+
+@dataclass(frozen=True)
+class RepliesPage:
+    """One page of `GET /v1/replies`: the replies it held (unreadable items left out and
+    counted), and whether the server said more follow (None when it said nothing)."""
+
+    replies: list[Reply]
+    more: bool | None = None
+    unreadable: int = 0
+
+
+def replies_page(body: Any, page: int, per_page: int) -> RepliesPage:
+    """A page from any of the three envelopes: a bare array, `{data:[...]}`, or
+    `{replies:[...], pagination:{total, page, perPage}}` (also inside `data`)."""
+    replies, unreadable = [], 0
+    for item in unwrap_list(body):
+        try:
+            replies.append(Reply.model_validate(item))
+        except ValidationError:
+            unreadable += 1
+    return RepliesPage(replies, _more(body, page, per_page), unreadable)
+
+
+def _more(body: Any, page: int, per_page: int) -> bool | None:
+    """Whether the envelope says another page follows: `hasMore`, or `pagination`'s total."""
+    for scope in (body, body.get("data") if isinstance(body, dict) else None):
+        if not isinstance(scope, dict):
+            continue
+        paging = scope.get("pagination")
+        paging = paging if isinstance(paging, dict) else scope
+        if isinstance(paging.get("hasMore"), bool):
+            return bool(paging["hasMore"])
+        total = paging.get("total")
+        if isinstance(total, int) and not isinstance(total, bool):
+            size = paging.get("perPage")
+            size = size if isinstance(size, int) and size > 0 else per_page
+            at = paging.get("page")
+            at = at if isinstance(at, int) and at > 0 else page
+            return at * size < total
+    return None
 
 
 LIST_KEYS = ("data", "threads", "replies", "sdrs", "followups", "items", "results")

@@ -39,6 +39,7 @@ from worker.receiver.webhook import CLOCK_SKEW_SECONDS, decide, freshness, parse
 log = structlog.get_logger("leadrouter.web")
 SIGNATURE_HEADER = "x-leadterra-signature"
 REDIS_TIMEOUT = 5.0
+STAMP_EVERY = 1.0
 #: answers that leave the rest of the body unread: the connection is closed after them, or
 #: uvicorn would keep it open for as long as the client trickles that rest
 CLOSE_AFTER = frozenset({408, 413})
@@ -108,6 +109,38 @@ class Receiver:
             if s is not None
         ]
         self.enqueue_once = client.register_script(ENQUEUE_ONCE)
+        self.stamped = 0.0
+
+    async def enqueue(self, reply_id: str, payload: dict[str, Any], now: float) -> bool:
+        """Task message and `seen:{reply}` marker in one Lua call (which also stamps the time of
+        the last webhook); False when the marker was there already."""
+        async with asyncio.timeout(REDIS_TIMEOUT):
+            fresh = await self.enqueue_once(
+                keys=[
+                    self.keys.seen(reply_id),
+                    self.keys.queue(QUEUE_ASSIGN),
+                    self.keys.last_webhook,
+                ],
+                args=[
+                    assign_message(payload),
+                    self.settings.dedupe_ttl_seconds,
+                    str(payload["acceptedAt"]),
+                    repr(now),
+                ],
+            )
+        self.stamped = now
+        return bool(fresh)
+
+    async def stamp(self, now: float) -> None:
+        """The time of the last verified webhook, for /metrics: the enqueue's Lua call writes
+        it for positive replies; an ignored delivery writes it at most once a second per
+        process, and never fails the delivery."""
+        if now - self.stamped < STAMP_EVERY:
+            return
+        self.stamped = now
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                await self.redis.set(self.keys.last_webhook, repr(now))
 
     def answer(
         self, status: int, outcome: str, started: float, *, warn: bool = False, **fields: Any
@@ -154,6 +187,7 @@ class Receiver:
         elif age.verdict in ("missing", "unreadable"):
             log.info("webhook.no_timestamp", reason=age.verdict, **ids)
         if decision.action == "ignore" or decision.payload is None:
+            await self.stamp(now)
             return self.answer(
                 200,
                 "ignored",
@@ -162,17 +196,8 @@ class Receiver:
                 classification=decision.classification,
                 **ids,
             )
-        message = assign_message(decision.payload)
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                fresh = await self.enqueue_once(
-                    keys=[self.keys.seen(str(decision.reply_id)), self.keys.queue(QUEUE_ASSIGN)],
-                    args=[
-                        message,
-                        self.settings.dedupe_ttl_seconds,
-                        str(decision.payload["acceptedAt"]),
-                    ],
-                )
+            fresh = await self.enqueue(str(decision.reply_id), decision.payload, now)
         except (RedisError, OSError, TimeoutError) as exc:
             return self.answer(
                 503,
@@ -204,11 +229,14 @@ def redis_for_web(settings: Settings) -> aioredis.Redis:
 def create_app(
     settings: Settings, *, client: aioredis.Redis | None = None, metrics: Metrics | None = None
 ) -> Starlette:
-    """The public app: the webhook and /healthz. Pass `client` and `metrics` to share them (the
-    admin app does; the caller then closes the client); without `client`, one is built here and
-    closed by the app's lifespan."""
+    """The public app: the webhook (INTAKE=webhooks only) and /healthz. Pass `client` and
+    `metrics` to share them (the admin app does; the caller then closes the client); without
+    `client`, one is built here and closed by the app's lifespan."""
     redis_client = client or redis_for_web(settings)
-    receiver = Receiver(settings, redis_client, metrics or Metrics())
+    routes = []
+    if settings.intake == "webhooks":  # polling mode has no webhook route: 404, and no secret
+        receiver = Receiver(settings, redis_client, metrics or Metrics())
+        routes.append(Route("/webhooks/leadterra", receiver.webhook, methods=["POST"]))
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -220,10 +248,7 @@ def create_app(
             await redis_client.aclose()
 
     return Starlette(
-        routes=[
-            Route("/webhooks/leadterra", receiver.webhook, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ],
+        routes=[*routes, Route("/healthz", healthz, methods=["GET"])],
         lifespan=lifespan,
         middleware=[Middleware(RequestContext)],
     )

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker import errors
+from worker.jobs.queueing import source_of
 from worker.leadterra.models import AssignResult
 from worker.logs import get_logger
 from worker.routing.rotation import Pick, Policy
@@ -28,13 +29,15 @@ log = get_logger("leadrouter.assign")
 
 
 def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None) -> float | None:
-    """Record the outcome; return the milliseconds since the webhook was accepted, if known."""
-    record = {"outcome": outcome, "sdr": sdr_id, "at": time.time()}
+    """Record the outcome; return the milliseconds since the webhook was accepted (or the sweep
+    or backfill found the reply), if known."""
+    source = source_of(reply)
+    record = {"outcome": outcome, "sdr": sdr_id, "at": time.time(), "source": source}
     with rt.redis.pipeline(transaction=False) as pipe:
         pipe.set(rt.keys.done(reply["id"]), json.dumps(record), ex=rt.settings.dedupe_ttl_seconds)
         pipe.hdel(rt.keys.held, reply["id"])
         pipe.execute()
-    rt.metrics.assignments.labels(outcome).inc()
+    rt.metrics.assignments.labels(outcome, source).inc()
     accepted = reply.get("acceptedAt")
     if not isinstance(accepted, int | float):
         return None
@@ -67,14 +70,14 @@ class _Run:
         self.rt = rt
         self.reply = reply
         self.started = time.perf_counter()
-        self.log = log.bind(reply_id=reply["id"], attempt=attempt)
+        self.log = log.bind(reply_id=reply["id"], attempt=attempt, source=source_of(reply))
 
     def ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 1)
 
     def held(self, nobody: errors.NoEligibleSdr, retries: int) -> str:
         self.rt.holds.hold(self.reply, "no_eligible_sdr", retries)
-        self.rt.metrics.assignments.labels("held").inc()
+        self.rt.metrics.assignments.labels("held", source_of(self.reply)).inc()
         self.log.warning(
             "reply.no_eligible_sdr",
             sdr_id=None,

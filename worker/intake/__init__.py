@@ -1,0 +1,1 @@
+"""The second path: replies read from `GET /v1/replies` (the reconcile sweep, backfill)."""
