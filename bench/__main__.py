@@ -1,6 +1,6 @@
 """`python -m bench [SCENARIO ...] [--quick] [size flags]`: run the benchmarks, print the table.
 
-Scenarios: ingest, e2e, ratelimit, followups, scaling (the default set), and the opt-in
+Scenarios: ingest, e2e, ratelimit, followups, scaling, reconcile (the default set), and the opt-in
 diagnostics in bench/diagnostics/: profile (py-spy on the receiver and a worker) and gc (the
 receiver's GC pauses).
 Progress goes to stderr, the table to stdout, and every figure with the machine,
@@ -14,14 +14,14 @@ import sys
 import time
 from types import ModuleType
 
-from bench import e2e, followups, ingest, ratelimit, report, scaling
+from bench import e2e, followups, ingest, ratelimit, reconcile, report, scaling
 from bench.common import Outcome, say
 from bench.diagnostics import gcpause, profile
 
 SCENARIOS: dict[str, ModuleType] = {
-    m.NAME: m for m in (ingest, e2e, ratelimit, followups, scaling, profile, gcpause)
+    m.NAME: m for m in (ingest, e2e, ratelimit, followups, scaling, reconcile, profile, gcpause)
 }
-DEFAULT = ("ingest", "e2e", "ratelimit", "followups", "scaling")
+DEFAULT = ("ingest", "e2e", "ratelimit", "followups", "scaling", "reconcile")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from worker.keys import (
     TASK_MAILBOXES,
     TASK_NOTIFY,
     TASK_POLL,
+    TASK_RECONCILE,
     TASK_RELEASE,
     TASK_ROUTE,
 )
@@ -77,6 +78,7 @@ def test_every_task_is_registered_late_acked_with_no_celery_retry_cap(fake_redis
         TASK_RELEASE,
         TASK_CANARY,
         TASK_MAILBOXES,
+        TASK_RECONCILE,
     }
     for task in tasks.values():
         assert task.acks_late is True
@@ -96,4 +98,14 @@ def test_each_task_carries_its_runtime_subject_and_queue_from_one_table(fake_red
         TASK_RELEASE: ("release", QUEUE_DEFAULT),
         TASK_CANARY: ("canary", QUEUE_DEFAULT),
         TASK_MAILBOXES: ("mailboxes", QUEUE_DEFAULT),
+        TASK_RECONCILE: ("reconcile", QUEUE_DEFAULT),
     }
+
+
+def test_beat_sweeps_replies_every_reconcile_seconds_and_not_at_zero() -> None:
+    schedule = create_celery(make_settings(reconcile_seconds=15)).conf.beat_schedule
+    sweep = next(e for e in schedule.values() if e["task"] == TASK_RECONCILE)
+    assert sweep["schedule"] == 15
+    assert sweep["options"] == {"expires": 15, "queue": QUEUE_DEFAULT}
+    off = create_celery(make_settings(reconcile_seconds=0)).conf.beat_schedule
+    assert TASK_RECONCILE not in {e["task"] for e in off.values()}

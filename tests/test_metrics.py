@@ -42,22 +42,24 @@ def export(metrics: Metrics, server: fakeredis.FakeServer) -> Samples:
     }
 
 
-def assigned(samples: Samples, outcome: str = "assigned") -> float | None:
-    return samples.get(("leadrouter_assignments_total", (("outcome", outcome),)))
+def assigned(samples: Samples, outcome: str = "assigned", source: str = "webhook") -> float | None:
+    return samples.get(("leadrouter_assignments_total", (("outcome", outcome), ("source", source))))
 
 
 def test_flush_writes_this_process_snapshot_under_its_ident(
     fake_redis: fakeredis.FakeRedis,
 ) -> None:
     metrics = Metrics("host-a:1")
-    metrics.assignments.labels("assigned").inc(3)
+    metrics.assignments.labels("assigned", "webhook").inc(3)
     before = time.time()
     metrics.flush(fake_redis, KEYS)
     stored = json.loads(fake_redis.hget(KEYS.metrics, "host-a:1"))
     assert before <= stored["at"] <= time.time()
     [family] = [f for f in stored["families"] if f["name"] == "leadrouter_assignments"]
     assert family["type"] == "counter"
-    assert family["samples"] == [["leadrouter_assignments_total", {"outcome": "assigned"}, 3.0]]
+    assert family["samples"] == [
+        ["leadrouter_assignments_total", {"outcome": "assigned", "source": "webhook"}, 3.0]
+    ]
 
 
 def test_a_snapshot_leaves_out_the_created_timestamps() -> None:
@@ -72,9 +74,9 @@ def test_a_snapshot_leaves_out_the_created_timestamps() -> None:
 
 def test_flushing_again_replaces_the_process_snapshot(fake_redis: fakeredis.FakeRedis) -> None:
     metrics = Metrics("host-a:1")
-    metrics.assignments.labels("assigned").inc()
+    metrics.assignments.labels("assigned", "webhook").inc()
     metrics.flush(fake_redis, KEYS)
-    metrics.assignments.labels("assigned").inc()
+    metrics.assignments.labels("assigned", "webhook").inc()
     metrics.flush(fake_redis, KEYS)
     assert fake_redis.hkeys(KEYS.metrics) == [b"host-a:1"]
     [family] = [
@@ -90,9 +92,9 @@ def test_the_export_sums_every_process_counters_by_label(
 ) -> None:
     receiver, worker_1, worker_2 = Metrics("web:1"), Metrics("worker:2"), Metrics("worker:3")
     receiver.webhooks.labels("enqueued").inc(5)
-    worker_1.assignments.labels("assigned").inc(2)
-    worker_2.assignments.labels("assigned").inc(3)
-    worker_2.assignments.labels("held").inc()
+    worker_1.assignments.labels("assigned", "webhook").inc(2)
+    worker_2.assignments.labels("assigned", "webhook").inc(3)
+    worker_2.assignments.labels("held", "webhook").inc()
     worker_1.flush(fake_redis, KEYS)
     worker_2.flush(fake_redis, KEYS)
 
@@ -131,9 +133,9 @@ def test_the_exporter_counts_itself_live_not_from_its_last_flush(
     fake_server: fakeredis.FakeServer, fake_redis: fakeredis.FakeRedis
 ) -> None:
     receiver = Metrics("web:1")
-    receiver.assignments.labels("assigned").inc()
+    receiver.assignments.labels("assigned", "webhook").inc()
     receiver.flush(fake_redis, KEYS)
-    receiver.assignments.labels("assigned").inc(2)
+    receiver.assignments.labels("assigned", "webhook").inc(2)
     assert assigned(export(receiver, fake_server)) == 3.0
 
 
@@ -141,8 +143,8 @@ def test_a_snapshot_older_than_a_day_is_left_out_and_deleted(
     fake_server: fakeredis.FakeServer, fake_redis: fakeredis.FakeRedis
 ) -> None:
     gone, alive = Metrics("worker:gone"), Metrics("worker:alive")
-    gone.assignments.labels("assigned").inc(100)
-    alive.assignments.labels("assigned").inc(1)
+    gone.assignments.labels("assigned", "webhook").inc(100)
+    alive.assignments.labels("assigned", "webhook").inc(1)
     old = {"at": time.time() - STALE_AFTER_SECONDS - 60, "families": gone.snapshot()}
     fake_redis.hset(KEYS.metrics, gone.ident, json.dumps(old))
     alive.flush(fake_redis, KEYS)

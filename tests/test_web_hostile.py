@@ -437,8 +437,14 @@ def answer_of(response: httpx.Response) -> dict[str, Any]:
     return answer
 
 
+def stored(sync: fakeredis.FakeRedis) -> int:
+    """Keys in Redis besides the time of the last verified webhook (which even an ignored
+    delivery may stamp, for /metrics)."""
+    return sum(1 for key in sync.scan_iter() if key != KEYS.last_webhook.encode())
+
+
 def untouched(sync: fakeredis.FakeRedis) -> bool:
-    return sync.dbsize() == 0
+    return stored(sync) == 0
 
 
 NOW = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # this run's deliveries are fresh
@@ -499,7 +505,7 @@ def test_any_validly_signed_body_is_answered_and_only_a_202_enqueues(
         assert answer["status"] == "enqueued"
         assert sync.llen(QUEUE) == 1
         assert sync.exists(KEYS.seen(answer["reply_id"]))
-        assert sync.dbsize() == 2
+        assert stored(sync) == 2
     else:
         assert untouched(sync)
 
@@ -767,7 +773,7 @@ def test_a_replayed_delivery_is_200_duplicate_and_enqueued_once(client, sync) ->
             {"status": "duplicate", "reply_id": "rpl_replay"},
         )
     assert sync.llen(QUEUE) == 1
-    assert sync.dbsize() == 2
+    assert stored(sync) == 2
 
 
 @pytest.mark.parametrize("depth", [1_000, 10_000, 40_000])

@@ -131,3 +131,14 @@ def test_a_stale_delivery_is_answered_200_and_enqueues_nothing(tmp_path) -> None
     assert row.checks["seen_markers_after"] == 0
     assert row.checks["assign_calls_after"] == 0
     assert row.dead_lettered == 0
+
+
+def test_webhooks_lost_for_three_days_are_all_assigned_by_backfill_once(tmp_path) -> None:
+    """The README's row; tests/e2e/test_reconcile_e2e.py runs the same machinery on a shared
+    deployment, and the sweep's own recovery (a, b, d there)."""
+    row = run("webhooks_lost_three_days", tmp_path)
+    assert row.checks["dropped"] == 120
+    assert row.checks["first"]["enqueued"] == row.events_in
+    assert row.checks["second"]["enqueued"] == 0
+    assert row.checks["sources"] == ["backfill"]
+    assert row.dead_lettered == 0

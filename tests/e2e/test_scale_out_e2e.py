@@ -97,7 +97,7 @@ def test_two_workers_and_two_beats_do_no_double_work(service_factory) -> None:
     # counters from both worker processes reach the admin listener's /metrics
     def scraped() -> float:
         page = httpx.get(f"{service.admin_url}/metrics").text
-        return metric(page, "leadrouter_assignments_total", outcome="assigned")
+        return metric(page, "leadrouter_assignments_total", outcome="assigned", source="webhook")
 
     wait_until(lambda: scraped() == len(interested), 20, what="worker counters in /metrics")
     page = httpx.get(f"{service.admin_url}/metrics").text

@@ -951,3 +951,116 @@ def arbitrary_exception(log_dir: Path) -> Row:
 
 SCENARIOS["garbled_answers"] = garbled_answers
 SCENARIOS["arbitrary_exception"] = arbitrary_exception
+
+
+# -- the second path: webhooks lost, the sweep and `leadrouter backfill` find the replies -------
+
+#: a deployment with the sweep at its shortest interval and a short overlap (docs/reconcile.md)
+RECONCILE_ENV: dict[str, Any] = {
+    "RECONCILE_SECONDS": "15",
+    "RECONCILE_OVERLAP_SECONDS": "120",
+    "VISIBILITY_TIMEOUT": "20",
+    "LEADTERRA_TIMEOUT_CONNECT": "1",
+    "LEADTERRA_TIMEOUT_READ": "5",
+    "LEADTERRA_TIMEOUT_POOL": "1",
+    "LEADTERRA_MAX_RPS": "500",
+    "LEADTERRA_BURST": "100",
+    "LOG_FORMAT": "json",
+}
+HOUR = 3600
+
+
+def reconcile_service(log_dir: Path) -> Service:
+    """Web, worker and beat with the sweep every 15 s, once its first sweep has set a
+    watermark (so what a test sends later is above the floor, and what it dates days back is
+    below it)."""
+    service = start_service(log_dir, sdrs=6, disconnected=0, **RECONCILE_ENV)
+    try:
+        wait_until(
+            lambda: service.events("reconcile.swept"), 60, 0.25, what="the first reconcile sweep"
+        )
+    except BaseException:
+        service.close()
+        raise
+    return service
+
+
+def backfill(service: Service, *args: str, timeout: float = 120) -> dict[str, Any]:
+    """`leadrouter backfill ... --json` as an operator runs it, with the deployment's env."""
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "backfill", *args, "--json"],
+        env=service.children.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
+    return dict(json.loads(done.stdout))
+
+
+def send_dropping(
+    service: Service, count: int, prefix: str, *, drop_share: float, **options: Any
+) -> str:
+    """A sender job of the demo's mix that drops `drop_share` of its webhooks; its id."""
+    job = service.control.send_webhooks(
+        service.webhook_url,
+        SECRET,
+        count,
+        mix=MIX,
+        reply_id_prefix=prefix,
+        drop_share=drop_share,
+        **{"concurrency": 20, "retry_scale": 0.02, **options},
+    )
+    return str(job["id"])
+
+
+def three_days_lost_on(service: Service, prefix: str = "rpl_3d_", steps: int = 6) -> Row:
+    """Every webhook dropped for three days: the sandbox's clock set 73 h back and moved
+    forward 12 h at a time while replies arrive, then back to now. The sweep, whose watermark
+    is now, never reaches them; `leadrouter backfill --since` assigns them, and a second run
+    enqueues nothing."""
+    control = service.control
+    outage_from = control.set_clock_offset(-73 * HOUR)
+    interested: set[str] = set()
+    try:
+        for step in range(steps):
+            job = send_dropping(service, 20, f"{prefix}{step}_", drop_share=1.0)
+            interested |= _interested(service, job, timeout=30)[0]
+            control.advance_clock(12 * HOUR)
+    finally:
+        outage_to = control.clock()
+        control.set_clock_offset(0)
+    dropped = {r for r in control.dropped_webhooks() if r.startswith(prefix)}
+    # replies carry whole seconds: the window starts at the minute the outage began
+    window = ("--since", outage_from["now"][:17] + "00Z", "--until", outage_to["now"])
+    started = time.monotonic()
+    first = backfill(service, *window)
+    done = service.wait_assigned(interested, timeout=90)
+    second = backfill(service, *window)
+    assigned_sources = {
+        e.get("source") for e in service.events("reply.assigned") if e.get("reply_id") in interested
+    }
+    row = _row(
+        service,
+        "webhooks lost for three days",
+        f"every webhook dropped for 72 h ({steps * 20} replies); then `leadrouter backfill`",
+        interested,
+        done - started,
+        dropped=len(dropped),
+        first=first,
+        second=second,
+        sources=sorted(str(s) for s in assigned_sources),
+    )
+    return _own(row, service, interested, dead_lettered(service, interested))
+
+
+def webhooks_lost_three_days(log_dir: Path) -> Row:
+    service = reconcile_service(log_dir)
+    try:
+        return three_days_lost_on(service)
+    finally:
+        service.close()
+
+
+SCENARIOS["webhooks_lost_three_days"] = webhooks_lost_three_days

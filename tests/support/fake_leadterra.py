@@ -1,9 +1,10 @@
 """The one Leadterra for unit tests: a handler behind `httpx.MockTransport`.
 
 It routes on `request.url.path` and answers from plain data the test can edit: the workspace's
-`sdrs`, the `assigned` result, and per caller the `due` follow-ups, `inbox` threads and `gmail`
-status. The caller is told apart by its bearer key: `workspace_key` acts as `None`, each key of
-`sdr_keys` as its SDR; any other key gets a 401. Every request is recorded as a `Call`.
+`sdrs`, the `assigned` result, the `replies` (in any of the three envelopes, paged by
+`page`/`perPage` unless `ignore_paging`), and per caller the `due` follow-ups, `inbox` threads
+and `gmail` status. The caller is told apart by its bearer key: `workspace_key` acts as `None`,
+each key of `sdr_keys` as its SDR; any other key gets a 401. Every request is recorded as a `Call`.
 
 Faults and odd statuses are scripted two ways:
 - `answers[path]` (or `answers[(sdr, path)]` for one caller only) overrides a path until removed;
@@ -30,6 +31,7 @@ from worker.leadterra.client import CallObserver, LeadterraClient
 BASE_URL = "http://leadterra.test"
 DUE_PATH = "/v1/sdr/followups/due"
 INBOX_PATH = "/v1/sdr/inbox"
+REPLIES_PATH = "/v1/replies"
 
 Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 Route = str | tuple[str | None, str]
@@ -103,6 +105,11 @@ class FakeLeadterra:
         self.answers: dict[Route, Answer] = {}
         self.assign_script: deque[Answer] = deque()
         self.calls: list[Call] = []
+        #: `GET /v1/replies`: the replies (served newest first by `receivedAt`), the envelope
+        #: (`bare`, `data` or `replies` with `pagination`) and whether paging is ignored
+        self.replies: list[dict[str, Any]] = []
+        self.envelope = "replies"
+        self.ignore_paging = False
 
     # -- the transport ----------------------------------------------------------------------
 
@@ -151,6 +158,8 @@ class FakeLeadterra:
             more = offset + limit < len(threads)
             data = {"threads": page, "total": len(threads), "hasMore": more}
             return httpx.Response(200, json={"data": data})
+        if path == REPLIES_PATH:
+            return self.replies_page(request)
         if path == "/v1/sdr/gmail/status":
             default = {"connected": True, "email": "sdr@gmail.com", "healthState": "active"}
             return httpx.Response(200, json={"data": self.gmail.get(sdr, default)})
@@ -161,6 +170,23 @@ class FakeLeadterra:
             hook = {"id": "wh_1", "status": "active", "createdAt": "2025-06-11T09:14:32Z", **sent}
             return httpx.Response(200, json={"webhook": hook})
         return httpx.Response(404, json={"error": {"code": "not_found", "message": path}})
+
+    def replies_page(self, request: httpx.Request) -> httpx.Response:
+        """`GET /v1/replies` in the envelope chosen, newest first, paged unless told not to."""
+        params = request.url.params
+        campaign = params.get("campaignId")
+        items = [r for r in self.replies if campaign is None or r.get("campaignId") == campaign]
+        items.sort(key=lambda r: str(r.get("receivedAt", "")), reverse=True)
+        page, per_page = int(params.get("page", 1)), int(params.get("perPage", 50))
+        if self.ignore_paging:
+            page = 1
+        chunk = items[(page - 1) * per_page : page * per_page]
+        if self.envelope == "bare":
+            return httpx.Response(200, json=chunk)
+        if self.envelope == "data":
+            return httpx.Response(200, json={"data": chunk})
+        paging = {"total": len(items), "page": page, "perPage": per_page}
+        return httpx.Response(200, json={"replies": chunk, "pagination": paging})
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handler)
