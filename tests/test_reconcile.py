@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,9 @@ from tests.conftest import make_settings
 from tests.support.fake_leadterra import REPLIES_PATH, FakeLeadterra
 from tests.test_web import body_for, post, sign
 from worker import errors
+from worker.intake.orphans import reply_in
 from worker.intake.sweep import load_state, reconcile
+from worker.jobs.queueing import assign_message
 from worker.keys import QUEUE_ASSIGN, Keys
 from worker.leadterra.client import LeadterraClient
 from worker.receiver.web import create_app
@@ -173,7 +176,12 @@ def test_first_install_with_nothing_recent_enqueues_nothing(
     fake.replies = spread(40, newest=NOW - 86400)
     reconcile(rt, now=NOW)
     assert ids(fake_redis) == []
-    assert load_state(rt)[0] == NOW  # the next sweep starts where this one did
+    # no watermark from our clock: the next sweep starts at its own now minus the overlap
+    assert load_state(rt) == (None, None)
+    fake.replies = spread(3, newest=NOW + 300) + fake.replies
+    reconcile(rt, now=NOW + 300)
+    assert ids(fake_redis) == ["rpl_0", "rpl_1", "rpl_2"]
+    assert load_state(rt)[0] == NOW + 300
 
 
 # -- truncation, resume and the lookback cap ---------------------------------------------------
@@ -192,7 +200,7 @@ def test_max_pages_truncates_stores_a_resume_point_and_the_next_sweep_closes_the
     assert truncated["log_level"] == "warning" and truncated["resume_page"] == 3
     watermark, resume = load_state(rt)
     assert watermark == NOW - 5000  # untouched until the gap is closed
-    assert resume == {"page": 3, "floor": NOW - 5900, "newest": NOW}
+    assert resume == {"page": 3, "floor": NOW - 5900, "mark": NOW - 5000, "newest": NOW}
 
     fake.replies = spread(20, newest=NOW + 200, step=10, first=1000) + fake.replies
     fake.calls.clear()
@@ -203,10 +211,15 @@ def test_max_pages_truncates_stores_a_resume_point_and_the_next_sweep_closes_the
     # pages shift down as replies arrive on top: resuming at page 3 re-reads, never skips
     assert pages_read(fake)[0] == 3
     assert sweeps > 2  # the gap took more than one sweep of two pages
-    # the sweep that closed the gap moved the watermark, then read the top with what was left
+    # the sweep that closed the gap moved the watermark to the newest the first sweep saw
+    assert load_state(rt) == (NOW, None)
+    reconcile(rt, now=NOW + 60 * sweeps)  # and the next one reads the top
     assert load_state(rt) == (NOW + 200, None)
-    inside = [f"rpl_{i}" for i in range(591)] + [f"rpl_{i}" for i in range(1000, 1020)]
-    assert ids(fake_redis) == sorted(inside)  # each once, none below the floor
+    found = ids(fake_redis)
+    assert len(found) == len(set(found))  # each once
+    above = {f"rpl_{i}" for i in range(501)} | {f"rpl_{i}" for i in range(1000, 1020)}
+    assert above <= set(found)  # every reply above the old watermark
+    assert set(found) <= above | {f"rpl_{i}" for i in range(591)}  # none below the floor
 
 
 def test_the_lookback_caps_how_far_back_a_sweep_goes(
@@ -292,7 +305,7 @@ def test_duplicate_heavy_pages_enqueue_each_reply_once(
     set_watermark(fake_redis, NOW - 600)
     base = spread(20, step=10)
     fake.replies = [dict(r) for r in base for _ in range(5)]  # every reply five times
-    fake_redis.set(KEYS.seen("rpl_3"), "1")  # and one the webhook brought
+    fake_redis.set(KEYS.seen("rpl_3"), repr(time.time()))  # and one the webhook brought
     with capture_logs() as logs:
         reconcile(rt, now=NOW)
     assert ids(fake_redis) == sorted(r["id"] for r in base if r["id"] != "rpl_3")
@@ -394,3 +407,87 @@ def test_polling_mode_logs_a_found_reply_at_info_not_as_recovered(
     [found] = [e for e in logs if e.get("reply_id") == "rpl_1"]
     assert found["event"] == "reply.found" and found["log_level"] == "info"
     assert found["source"] == "reconcile"
+
+
+def test_a_burst_larger_than_max_pages_inside_the_overlap_does_not_wedge_the_sweep(
+    make_rt: Callable[..., Runtime], fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
+) -> None:
+    """600 replies in 600 s (12 pages) against a budget of 2 pages: the gap closes, and once
+    the whole burst sits inside the overlap below the watermark, a sweep still completes."""
+    rt = make_rt(reconcile_max_pages=2)
+    set_watermark(fake_redis, NOW - 1000)
+    fake.replies = spread(600, step=1)
+    results = [reconcile(rt, now=NOW + n) for n in range(12)]
+    assert not results[0].complete
+    assert all(r.complete for r in results[-3:])  # no endless truncation
+    assert load_state(rt) == (NOW, None)
+    assert ids(fake_redis) == sorted(f"rpl_{i}" for i in range(600))  # each once
+    fake.calls.clear()
+    with capture_logs() as logs:
+        assert reconcile(rt, now=NOW + 60).complete
+    assert pages_read(fake) == [1, 2]  # the budget, cut inside the overlap
+    assert [e["event"] for e in logs].count("reconcile.overlap_cut") == 1
+
+
+# -- a message lost between the broker and a worker (worker/intake/orphans.py) -----------------
+
+
+def lost(fake_redis: fakeredis.FakeRedis, reply_id: str, age: float = 120.0) -> None:
+    """The webhook enqueued this reply `age` seconds ago; its message is gone."""
+    fake_redis.set(KEYS.seen(reply_id), repr(time.time() - age))
+
+
+def message_for(reply_id: str) -> str:
+    return assign_message({"id": reply_id, "source": "webhook"})
+
+
+def test_a_reply_seen_long_ago_with_no_outcome_and_no_message_is_sent_again(
+    rt: Runtime, fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
+) -> None:
+    set_watermark(fake_redis, NOW - 60)
+    fake.replies = spread(3)
+    lost(fake_redis, "rpl_1")
+    with capture_logs() as logs:
+        result = reconcile(rt, now=NOW)
+    assert result.enqueued == 3 and ids(fake_redis) == ["rpl_0", "rpl_1", "rpl_2"]
+    [again] = [e for e in logs if e["event"] == "reply.redelivered"]
+    assert again["reply_id"] == "rpl_1" and again["log_level"] == "warning"
+    # the marker is renewed with the message: the next sweep leaves it alone
+    assert reconcile(rt, now=NOW + 60).enqueued == 0
+    assert len(ids(fake_redis)) == 3
+
+
+@pytest.mark.parametrize(
+    "where", ["queue", "unacked", "delayed", "done", "dead_letter", "young_marker"]
+)
+def test_a_reply_accounted_for_anywhere_is_not_sent_again(
+    where: str, rt: Runtime, fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
+) -> None:
+    set_watermark(fake_redis, NOW - 60)
+    fake.replies = spread(1)
+    lost(fake_redis, "rpl_0", age=5 if where == "young_marker" else 600)
+    raw = message_for("rpl_0")
+    if where == "queue":
+        fake_redis.lpush(KEYS.queue(QUEUE_ASSIGN), raw)
+    elif where == "unacked":  # kombu's entry: [message, exchange, routing key]
+        fake_redis.hset(KEYS.unacked, "tag-1", json.dumps([json.loads(raw), "", QUEUE_ASSIGN]))
+    elif where == "delayed":
+        fake_redis.zadd(KEYS.delayed, {f"{QUEUE_ASSIGN}\n{raw}": time.time() + 300})
+    elif where == "done":
+        fake_redis.set(KEYS.done("rpl_0"), json.dumps({"outcome": "assigned"}))
+    elif where == "dead_letter":
+        fake_redis.hset(KEYS.dlq, "reply:rpl_0", "{}")
+    before = fake_redis.llen(KEYS.queue(QUEUE_ASSIGN))
+    with capture_logs() as logs:
+        result = reconcile(rt, now=NOW)
+    assert result.enqueued == 0
+    assert fake_redis.llen(KEYS.queue(QUEUE_ASSIGN)) == before
+    assert not [e for e in logs if e["event"] == "reply.redelivered"]
+
+
+def test_reply_in_reads_every_shape_a_message_is_kept_in() -> None:
+    raw = message_for("rpl_7")
+    assert reply_in(raw) == "rpl_7"
+    assert reply_in(json.dumps([json.loads(raw), "", QUEUE_ASSIGN])) == "rpl_7"
+    assert reply_in(b"not json") is None
+    assert reply_in(json.dumps({"body": "????"})) is None

@@ -10,10 +10,12 @@ enqueues each positive reply at or above the floor that nobody enqueued before
                 only after a sweep that read every page it needed without error. With none yet
                 (first install, or the sweep newly on), the floor is now minus the overlap:
                 older replies are for `leadrouter backfill`, never assigned by surprise.
-    resume      when RECONCILE_MAX_PAGES stopped a sweep above its floor: the page to go on
-                at, that sweep's floor and the newest `receivedAt` it saw. The next sweeps
-                close that gap first (sharing the same page budget), and only then move the
-                watermark to the newest the stopped sweep saw; then read the top again.
+    resume      when RECONCILE_MAX_PAGES stopped a sweep before it reached the watermark: the
+                page to go on at, that sweep's floor and watermark, and the newest
+                `receivedAt` it saw. The next sweeps close that gap first (sharing the same
+                page budget), and only then move the watermark to the newest the stopped
+                sweep saw; then read the top again. A sweep the budget stops after it passed
+                the watermark, inside the overlap, is complete (`reconcile.overlap_cut`).
 
 No floor is ever older than RECONCILE_LOOKBACK_HOURS: past it, `reconcile.lookback_capped`
 says to run `leadrouter backfill`. An error anywhere raises, leaving both keys as they were
@@ -65,8 +67,13 @@ class Sweep:
             base = limit
         return datetime.fromtimestamp(base, UTC)
 
-    def segment(self, start_page: int, floor: datetime) -> Walk:
-        """Read from `start_page` down to `floor`, enqueueing what is new, within the budget."""
+    def segment(self, start_page: int, floor: datetime, mark: float | None) -> Walk:
+        """Read from `start_page` down to `floor`, enqueueing what is new, within the budget.
+
+        A segment the budget cut short after it passed `mark` (the watermark: every reply
+        above it was read) counts as complete: only the overlap below the mark went unread,
+        and reading it again next time would start over from the top (a burst of more than
+        RECONCILE_MAX_PAGES pages inside the overlap would never let a sweep finish)."""
 
         def on_page(page: RepliesPage) -> None:
             dated = [r for r in page.replies if r.received_at is not None]
@@ -80,6 +87,17 @@ class Sweep:
         done = walk(client, on_page, floor=floor, start_page=start_page, max_pages=self.pages_left)
         self.pages += done.pages
         self.pages_left -= done.pages
+        passed = mark is not None and done.oldest is not None and done.oldest.timestamp() < mark
+        if not done.complete and passed:
+            log.info(
+                "reconcile.overlap_cut",
+                reached=done.oldest.isoformat() if done.oldest else None,
+                watermark=_iso(mark) if mark is not None else None,
+                floor=floor.isoformat(),
+                pages=done.pages,
+                reason="RECONCILE_MAX_PAGES reached inside the overlap, below the watermark",
+            )
+            done.complete = True
         return done
 
 
@@ -112,7 +130,8 @@ def _sweep(rt: Runtime, now: float) -> SweepResult:
     watermark, resume = load_state(rt)
     sweep = Sweep(rt, now, settings.reconcile_max_pages)
     if resume is not None:
-        gap = sweep.segment(int(resume["page"]), sweep.floor(float(resume["floor"])))
+        mark = resume.get("mark")
+        gap = sweep.segment(int(resume["page"]), sweep.floor(float(resume["floor"])), mark)
         if not gap.complete:
             return _truncated(sweep, gap, {**resume, "page": gap.next_page}, started)
         watermark = _newest(watermark, resume.get("newest"))
@@ -122,13 +141,20 @@ def _sweep(rt: Runtime, now: float) -> SweepResult:
             return _complete(sweep, watermark, started)
     base = (watermark if watermark is not None else now) - settings.reconcile_overlap_seconds
     floor = sweep.floor(base)
-    top = sweep.segment(1, floor)
+    top = sweep.segment(1, floor, watermark)
+    # the newest reply at or above the floor (below it, a reply is not the sweep's to take)
+    seen = top.newest.timestamp() if top.newest and top.newest >= floor else None
     if not top.complete:
-        newest = _newest(watermark, top.newest.timestamp() if top.newest else None)
-        state = {"page": top.next_page, "floor": floor.timestamp(), "newest": newest}
+        state = {
+            "page": top.next_page,
+            "floor": floor.timestamp(),
+            "mark": watermark,
+            "newest": _newest(watermark, seen),
+        }
         return _truncated(sweep, top, state, started)
-    seen = top.newest.timestamp() if top.newest else None
-    watermark = _newest(watermark if watermark is not None else now, seen)
+    # Leadterra's clock only: with nothing seen yet, there is still no watermark, and the next
+    # sweep starts at now minus the overlap again
+    watermark = _newest(watermark, seen)
     store_watermark(rt, watermark)
     return _complete(sweep, watermark, started)
 
