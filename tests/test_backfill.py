@@ -4,6 +4,7 @@ and fakeredis: the window, the summary, dry runs, idempotency and the JSON objec
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +50,7 @@ def rt(fake_redis: fakeredis.FakeRedis, fake: FakeLeadterra) -> Runtime:
 def test_backfill_enqueues_every_positive_reply_of_the_window_once(
     rt: Runtime, fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
 ) -> None:
-    fake_redis.set(KEYS.seen("rpl_1"), "1")  # the webhook brought this one
+    fake_redis.set(KEYS.seen("rpl_1"), repr(time.time()))  # the webhook brought this one
     first = backfill(rt, at(NOW - 2 * DAY))
     inside = [i for i in range(49) if i % 3]  # 0 .. 48 h old
     assert first.as_dict() == {
@@ -77,7 +78,7 @@ def test_until_and_campaign_narrow_the_window(
 def test_a_dry_run_counts_and_enqueues_nothing(
     rt: Runtime, fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
 ) -> None:
-    fake_redis.set(KEYS.seen("rpl_2"), "1")
+    fake_redis.set(KEYS.seen("rpl_2"), repr(time.time()))
     summary = backfill(rt, at(NOW - 5 * 3600), dry_run=True)
     assert summary.as_dict() == {"read": 6, "positive": 4, "already_handled": 1, "enqueued": 0}
     assert ids(fake_redis) == []

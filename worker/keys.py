@@ -41,6 +41,11 @@ class Keys:
         """The Redis list kombu reads a queue from (prefix included)."""
         return self.prefix + name
 
+    @property
+    def unacked(self) -> str:
+        """kombu's hash of the messages workers hold and have not acknowledged."""
+        return self.prefix + "unacked"
+
     # receiver
     def seen(self, reply_id: str) -> str:
         return self._k("seen", reply_id)
