@@ -6,8 +6,10 @@ own, at the default settings (pages of 50, RECONCILE_MAX_PAGES 50, overlap 900 s
 this process's (the HTTP client, parsing, the enqueue pipeline; Redis's and the sandbox's own CPU
 are not in it) and its API calls are the sandbox's call log. 60% of the new replies are
 interested. 10,000 new replies need 200 pages: more than one sweep's page budget, so that row
-counts every sweep until one completes. The floor: one call when nothing arrived, and
-ceil(new / 50) + 1 pages (the last page crosses the floor) when something did.
+counts every sweep until one completes; the sweep that closes the gap then reads the top again
+(the overlap, which the new replies fill) with what is left of its budget. The floor: one call
+when nothing arrived, and ceil(new / 50) + 1 pages (the last page crosses the floor) when
+something did. The new replies arrive one after another over 300 s (the default interval).
 
 Part 2, time to assignment at RECONCILE_SECONDS=15: web, worker and beat run as deployed, every
 webhook of a job is dropped (one reply a second), and each reply's wait is its handoff's time
@@ -20,7 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.common import Outcome, children, latency_summary, say
@@ -53,18 +55,34 @@ def _runtime(service: Service) -> Runtime:
 
 
 def _seed(service: Service, count: int, prefix: str) -> None:
+    """`count` replies received one after another over the default sweep interval (300 s),
+    after every reply seeded before: the replies a deployment finds at its next sweep."""
     control = service.sandbox.control if service.sandbox else None
     assert control is not None
+    state = control.state()
+    stamps = [_epoch(r["receivedAt"]) for r in state["replies"]] or [time.time()]
+    start, step = max(stamps) + 1, 300 / max(1, count)
     interested = round(count * 0.6)
-    for start in range(0, count, 5000):  # bulk seeds in slices the control API answers fast
-        part = min(5000, count - start)
-        keen = max(0, min(part, interested - start))
-        if keen:
-            control.seed_replies(count=keen, prefix=f"{prefix}i{start}_")
-        if part - keen:
-            control.seed_replies(
-                count=part - keen, prefix=f"{prefix}n{start}_", classification="not_interested"
-            )
+    replies = [
+        {
+            "id": f"{prefix}{n:06d}",
+            "email": f"lead{n}@example.com",
+            "campaignId": "camp_bench",
+            "classification": "interested" if n < interested else "not_interested",
+            "receivedAt": _iso_ms(start + n * step),
+        }
+        for n in range(count)
+    ]
+    for first in range(0, count, 5000):  # slices the control API answers fast
+        control.seed_replies(replies[first : first + 5000])
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _iso_ms(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
 
 
 def sweep_cost(service: Service, rt: Runtime, new: int) -> dict[str, Any]:
@@ -108,8 +126,8 @@ def lost_to_assigned(procs: Any, service: Service, count: int) -> dict[str, Any]
     service.start_web(procs, **env)
     service.start_workers(procs, 1, 16, **env)
     service.start_beat(procs, **env)
-    mark = Keys(PREFIX).reconcile_watermark
-    wait_until(lambda: service.redis.client().exists(mark), 4 * INTERVAL, 0.5, what="a watermark")
+    swept = Keys(PREFIX).reconcile_last_success
+    wait_until(lambda: service.redis.client().exists(swept), 4 * INTERVAL, 0.5, what="a sweep")
     job = control.send_webhooks(
         service.webhook_url, SECRET, count, rate=1.0, drop_share=1.0, reply_id_prefix="rpl_lost_"
     )
@@ -142,7 +160,7 @@ def run(opts: argparse.Namespace) -> Outcome:
         sandbox = start_sandbox(procs, sdrs=6)
         service = Service(start_redis(procs), sandbox, extra={"LEADTERRA_MAX_RPS": "100000"})
         rt = _runtime(service)
-        reconcile(rt)  # the first sweep: the watermark at now
+        reconcile(rt)  # the first sweep: nothing yet, so no watermark
         costs = []
         for new in SIZES:
             cost = sweep_cost(service, rt, new)
@@ -158,14 +176,17 @@ def run(opts: argparse.Namespace) -> Outcome:
     out.data["sweeps"] = costs
     out.data["lost_to_assigned"] = latency
     for cost in costs:
+        # a sweep that closes a gap then reads the top again (the overlap) with what is left
+        # of its page budget: at most RECONCILE_MAX_PAGES calls more than the floor
+        slack = 0 if cost["sweeps_needed"] == 1 else rt.settings.reconcile_max_pages
         out.row(
             f"sweep, {cost['new']:,} new replies: API calls",
             cost["calls"],
             "calls",
             reference=f"floor {cost['calls_floor']}",
             ratio=cost["calls"] / cost["calls_floor"],
-            target="= floor",
-            met=cost["calls"] <= cost["calls_floor"],
+            target="= floor" if not slack else f"<= floor + {slack} (the overlap re-read)",
+            met=cost["calls"] <= cost["calls_floor"] + slack,
         )
         out.row(
             f"sweep, {cost['new']:,} new replies: CPU",
