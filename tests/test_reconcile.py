@@ -23,8 +23,9 @@ from tests.test_web import body_for, post, sign
 from worker import errors
 from worker.intake.orphans import reply_in
 from worker.intake.sweep import load_state, reconcile
+from worker.jobs.deadletter import DeadLetter
 from worker.jobs.queueing import assign_message
-from worker.keys import QUEUE_ASSIGN, Keys
+from worker.keys import QUEUE_ASSIGN, TASK_ASSIGN, Keys
 from worker.leadterra.client import LeadterraClient
 from worker.receiver.web import create_app
 from worker.routing.assign import assign
@@ -491,3 +492,17 @@ def test_reply_in_reads_every_shape_a_message_is_kept_in() -> None:
     assert reply_in(json.dumps([json.loads(raw), "", QUEUE_ASSIGN])) == "rpl_7"
     assert reply_in(b"not json") is None
     assert reply_in(json.dumps({"body": "????"})) is None
+
+
+def test_a_dead_letter_an_operator_dropped_is_not_sent_again(
+    rt: Runtime, fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
+) -> None:
+    set_watermark(fake_redis, NOW - 60)
+    fake.replies = spread(1)
+    lost(fake_redis, "rpl_0", age=600)
+    fake_redis.expire(KEYS.seen("rpl_0"), 3600)
+    rt.dlq.add(DeadLetter("reply:rpl_0", TASK_ASSIGN, QUEUE_ASSIGN, [{"id": "rpl_0"}], "e", "E", 5))
+    assert rt.dlq.drop("reply:rpl_0")
+    assert json.loads(fake_redis.get(KEYS.done("rpl_0")))["outcome"] == "dropped"
+    assert 0 < fake_redis.ttl(KEYS.done("rpl_0")) <= 3600
+    assert reconcile(rt, now=NOW).enqueued == 0

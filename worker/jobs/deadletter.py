@@ -101,14 +101,20 @@ class DeadLetters:
         return int(self._redis.hlen(self._keys.dlq))
 
     def drop(self, entry_id: str) -> bool:
-        """Delete an entry without replaying it; its reply is no longer held either."""
+        """Delete an entry without replaying it; its reply is no longer held either, and gets a
+        `dropped` outcome for as long as its dedupe marker lives, so no sweep sends it again
+        (worker/intake/orphans.py)."""
         entry = self.get(entry_id)
+        reply_id = entry.reply_id() if entry else None
+        marker_ttl = int(self._redis.ttl(self._keys.seen(reply_id))) if reply_id else 0
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self._keys.dlq, entry_id)
             pipe.zrem(self._keys.dlq_index, entry_id)
-            reply_id = entry.reply_id() if entry else None
             if reply_id is not None:
                 pipe.hdel(self._keys.held, reply_id)
+                if marker_ttl > 0:
+                    record = {"outcome": "dropped", "sdr": None, "at": time.time()}
+                    pipe.set(self._keys.done(reply_id), json.dumps(record), ex=marker_ttl)
             removed = pipe.execute()[0]
         return bool(removed)
 
