@@ -157,6 +157,22 @@ class SandboxControl:
     def seed_threads(self, threads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return list(self._call("POST", "/threads", {"threads": threads}).get("threads", []))
 
+    def threads(
+        self,
+        *,
+        sdr_id: str | None = None,
+        reply_id: str | None = None,
+        status: str | list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Threads (with `sdrId`, `replyId`, `status`) in the order they were opened, filtered
+        by SDR, reply and status (one or a list)."""
+        return list(self._call("GET", "/threads", params=camel(locals()))["threads"])
+
+    def set_thread_status(self, thread_id: str, status: str) -> dict[str, Any]:
+        """Change a thread's status as the SDR would in Leadterra's app; the thread after it."""
+        answer = self._call("POST", f"/threads/{thread_id}/status", {"status": status})
+        return dict(answer["thread"])
+
     def seed_followups(
         self,
         followups: list[dict[str, Any]] | None = None,
