@@ -132,3 +132,24 @@ def test_every_pick_is_recorded_in_the_capped_decision_stream(rotation, fake_red
 )
 def test_account_of(email, by, expected) -> None:
     assert account_of(email, by, frozenset({"gmail.com"})) == expected
+
+
+def test_a_reroute_attempt_skips_who_had_the_reply_ignores_done_and_counts(
+    rotation, fake_redis
+) -> None:
+    sdrs = roster(3)
+    first = rotation.pick("rpl_r", Policy(), lambda: sdrs)
+    fake_redis.set(KEYS.done("rpl_r"), '{"outcome": "assigned", "sdr": "sdr_1"}')
+    assert rotation.pick("rpl_r", Policy(), lambda: sdrs).kind == "done"  # attempt 1: as today
+    second = rotation.pick("rpl_r", Policy(), lambda: sdrs, attempt=2, never={first.sdr_id})
+    assert second.kind == "picked" and second.sdr_id != first.sdr_id
+    assert second.excluded == {str(first.sdr_id): "had_reply"}
+    again = rotation.pick("rpl_r", Policy(), lambda: sdrs, attempt=2, never={first.sdr_id})
+    assert (again.kind, again.sdr_id) == ("prior", second.sdr_id)  # remembered per attempt
+    assert sum(s.get("count", 0) for s in rotation.state().values()) == 2  # a pick like any other
+    third = rotation.pick(
+        "rpl_r", Policy(), lambda: sdrs, attempt=3, never={first.sdr_id, second.sdr_id}
+    )
+    assert third.sdr_id not in {first.sdr_id, second.sdr_id}
+    with pytest.raises(NoEligibleSdr):
+        rotation.pick("rpl_r", Policy(), lambda: sdrs, attempt=4, never={"sdr_1", "sdr_2", "sdr_3"})

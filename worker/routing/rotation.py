@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.resources import files
 from typing import Any
 
@@ -98,12 +99,12 @@ class Rotation:
 
     # -- the pick -----------------------------------------------------------------------------
 
-    def _call(self, reply_id: str, policy: Policy) -> list[Any]:
+    def _call(self, reply_id: str, policy: Policy, attempt: int, never: list[str]) -> list[Any]:
         keys = [
             self._keys.sdr_cache,
             self._keys.rotation_credit,
             self._keys.rotation_count,
-            self._keys.pick(reply_id),
+            self._keys.pick(reply_id, attempt),
             self._keys.done(reply_id),
             self._keys.mailbox_health,
             self._keys.decisions,
@@ -116,6 +117,9 @@ class Rotation:
             "account": policy.account_hash,
             "stream_max": self.stream_max,
         }
+        if attempt != 1:
+            doc["attempt"] = attempt
+            doc["never"] = never
         if policy.sticky_key:
             keys.append(policy.sticky_key)
             doc["sticky"] = len(keys)
@@ -130,17 +134,30 @@ class Rotation:
         )
         return [text(r) for r in result]
 
-    def pick(self, reply_id: str, policy: Policy, refresh: Callable[[], list[Sdr]]) -> Pick:
-        """The SDR for this reply; raises NoEligibleSdr when nobody can take it now."""
-        result = self._call(reply_id, policy)
+    def pick(
+        self,
+        reply_id: str,
+        policy: Policy,
+        refresh: Callable[[], list[Sdr]],
+        *,
+        attempt: int = 1,
+        never: Collection[str] = (),
+    ) -> Pick:
+        """The SDR for this reply; raises NoEligibleSdr when nobody can take it now.
+
+        Attempt 1 is the handoff. A later attempt (an SLA re-route) is remembered on its own,
+        ignores the reply's `done` record and picks nobody in `never` (who had the reply); it
+        moves the rotation like any pick."""
+        call = partial(self._call, reply_id, policy, attempt, sorted(never))
+        result = call()
         if result[0] == "refresh":
             with self._refresh_lock:
                 if self.cached_roster() is None:
                     self.store_roster(refresh())
-            result = self._call(reply_id, policy)
+            result = call()
             if result[0] == "refresh":  # the cache expired between the two calls
                 self.store_roster(refresh())
-                result = self._call(reply_id, policy)
+                result = call()
         kind = result[0]
         if kind == "done":
             return Pick("done", None, done=json.loads(result[1]))

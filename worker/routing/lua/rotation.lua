@@ -1,7 +1,7 @@
 -- One pick for one reply, atomically: remembered per reply, moving the rotation once.
 --
 -- KEYS[1] SDR cache (JSON [[id, connected], ...] in a stable order)  KEYS[2] credit hash
--- KEYS[3] pick count hash  KEYS[4] pick:{reply}  KEYS[5] done:{reply}  KEYS[6] mailbox health
+-- KEYS[3] pick count hash  KEYS[4] pick:{reply}[:{attempt}]  KEYS[5] done:{reply}  KEYS[6] mailbox health
 -- KEYS[7] decision stream  KEYS[8..] sticky and daily-cap counters, by the indexes in the policy
 -- ARGV[1] reply id  ARGV[2] pick TTL (s)  ARGV[3] policy JSON (see worker/routing/rotation.py)
 --
@@ -9,15 +9,22 @@
 -- pays the total. Credits live in Redis; an SDR that leaves the candidates loses its credit and
 -- one that (re)joins starts at the candidates' average, so nobody is flooded or starved.
 
-local done = redis.call('GET', KEYS[5])
-if done then return {'done', done} end
+local policy = cjson.decode(ARGV[3])
+-- attempt 1 is the handoff; a later attempt (an SLA re-route) has a pick of its own, never
+-- returns early on the reply's `done` record, and never picks an SDR in policy.never
+local attempt = tonumber(policy.attempt or 1)
+if attempt == 1 then
+  local done = redis.call('GET', KEYS[5])
+  if done then return {'done', done} end
+end
 local prior = redis.call('GET', KEYS[4])
 if prior then return {'prior', prior} end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'refresh'} end
 
 local roster = cjson.decode(raw)
-local policy = cjson.decode(ARGV[3])
+local never = {}
+for _, id in ipairs(policy.never or {}) do never[id] = true end
 local weights, off, caps = policy.w or {}, policy.off or {}, policy.cap or {}
 
 local health = {}
@@ -30,7 +37,9 @@ local cands, excluded, total = {}, {}, 0
 for _, entry in ipairs(roster) do
   local id, connected = entry[1], entry[2]
   local cap = caps[id]
-  if not connected then
+  if never[id] then
+    excluded[id] = 'had_reply'
+  elseif not connected then
     excluded[id] = 'not_connected'
   elseif off[id] then
     excluded[id] = off[id]
@@ -55,7 +64,7 @@ local function record(winner, rule, candidates)
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', policy.stream_max or 10000, '*',
     'reply', ARGV[1], 'winner', winner, 'rule', rule, 'candidates', candidates,
     'excluded', cjson.encode(excluded), 'roster', policy.roster or '', 'account',
-    policy.account or '', 'at', at)
+    policy.account or '', 'attempt', tostring(attempt), 'at', at)
 end
 
 local names = {}
