@@ -124,6 +124,8 @@ def test_the_webhook_posts_the_followup_as_json(notifier: Notifier, receiver: Re
     assert request.headers["user-agent"] == USER_AGENT
     assert request.headers[DELIVERY_HEADER] == f"fu_1:{DUE}"
     assert json.loads(request.content) == {
+        "id": f"fu_1:{DUE}",
+        "type": "followup.due",
         "event": "followup.due",
         "deliveryId": f"fu_1:{DUE}",
         "sdrId": "sdr_1",

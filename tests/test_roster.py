@@ -444,3 +444,40 @@ def test_runtime_working_hours_fall_back_to_the_setting(fake_redis: fakeredis.Fa
     hours = rt.working_hours("sdr_1")
     assert hours is not None
     assert (hours.start, hours.end) == (time(10), time(11))
+
+
+# -- slack_user_id: whom SLA reminders mention in the team's channel -----------------------------
+
+
+def test_an_sdr_may_carry_a_slack_user_id() -> None:
+    roster = parse_roster('[sdr.sdr_1]\nslack_user_id = "U024BE7LH"\n\n[sdr.sdr_2]\nweight = 2\n')
+    assert roster.for_sdr("sdr_1").slack_user_id == "U024BE7LH"
+    assert roster.for_sdr("sdr_2").slack_user_id is None
+    assert roster.for_sdr("sdr_unlisted").slack_user_id is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"<!channel>"', '"u024be7lh"', '"U024BE7LH\\n"', '"U024BE7LH> <!here"', '"C024BE7LR"', "42"],
+)
+def test_a_bad_slack_user_id_stops_the_roster_with_its_line(value: str) -> None:
+    text = f"[sdr.sdr_1]\nweight = 2\nslack_user_id = {value}\n"
+    with pytest.raises(RosterError) as bad:
+        parse_roster(text, "roster.toml")
+    message = str(bad.value)
+    assert message.startswith("roster.toml (line 3): sdr.sdr_1.slack_user_id: "), message
+    assert "\n" not in message
+    assert "channel" not in message and "here" not in message  # the value is not quoted
+
+
+def test_slack_user_ids_are_not_a_default() -> None:
+    with pytest.raises(RosterError, match=r"defaults\.slack_user_id"):
+        parse_roster('[defaults]\nslack_user_id = "U024BE7LH"\n', "roster.toml")
+
+
+def test_runtime_slack_user_id_reads_the_roster(tmp_path: Path, fake_redis) -> None:
+    path = write(tmp_path / "roster.toml", '[sdr.sdr_1]\nslack_user_id = "W012A3CDE"\n')
+    rt = Runtime(make_settings(roster_file=path), client=fake_redis)
+    assert rt.slack_user_id("sdr_1") == "W012A3CDE"
+    assert rt.slack_user_id("sdr_2") is None
+    assert Runtime(make_settings(), client=fake_redis).slack_user_id("sdr_1") is None

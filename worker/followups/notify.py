@@ -1,11 +1,17 @@
-"""Where a due follow-up is announced: the log (always), a signed JSON webhook, Slack.
+"""Where a due follow-up or an SLA step (worker/sla/notes.py) is announced: the log (always),
+a signed JSON webhook, Slack; for the SDR's team (`webhook`, `slack`), the manager
+(`escalation_webhook`, `escalation_slack`) or both, as `Notifier.destinations(audience)` lists.
 
 Slack messages carry text from prospects and from Leadterra, so every such value is escaped and
-shown as plain text (`slack_text`): a contact named `<!channel>` pings nobody.
+shown as plain text (`slack_text`): a contact named `<!channel>` pings nobody. The one mrkdwn text
+we write beside our labels is the SDR's mention in the team's channel, `<@U...>`, built only from
+an id that is a Slack user id.
 
 Each destination is delivered by its own task, so one failing destination is retried (or
 dead-lettered) without sending the others twice. Every delivery carries `X-Leadrouter-Delivery`
-(follow-up id and due time) so a receiver can drop a repeat after a lost acknowledgement.
+(the note's `id`: a follow-up's id and due time, an SLA step's kind, reply and attempt) so a
+receiver can drop a repeat after a lost acknowledgement. Both webhooks are signed with
+FOLLOWUP_WEBHOOK_SECRET when it is set.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import SecretStr
 
 from config.settings import Settings
 from worker import errors
@@ -24,12 +31,26 @@ from worker.leadterra.answers import FAILURES, failure
 from worker.leadterra.client import USER_AGENT, raise_for_status
 from worker.leadterra.transport import cap_every_wait
 from worker.signature import outbound_headers
+from worker.sla.notes import HEADERS, MENTIONS, is_sla, is_slack_user_id
 
 DELIVERY_HEADER = "X-Leadrouter-Delivery"
 HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 #: Slack reads these as markup in every text object; the entities are what it decodes
 SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 MAX_SLACK_VALUE = 300
+FOLLOWUP_DUE = "followup.due"
+#: destination name -> its setting; a destination is on when its setting is set
+WEBHOOKS = {"webhook": "followup_webhook_url", "escalation_webhook": "sla_escalation_webhook_url"}
+SLACKS = {"slack": "slack_webhook_url", "escalation_slack": "sla_escalation_slack_webhook_url"}
+TEAM = ("webhook", "slack")
+AUDIENCE_DESTINATIONS = {
+    "sdr": TEAM,
+    "manager": ("escalation_webhook", "escalation_slack"),
+    "both": (*TEAM, "escalation_webhook", "escalation_slack"),
+}
+#: what every SLA webhook carries, null or not; `newSdrId`, `history`, `contact` when set
+SLA_FIELDS = ("id", "type", "replyId", "sdrId", "threadId", "attempt", "minutesElapsed",
+              "slaMinutes")  # fmt: skip
 
 
 def header_value(text: str) -> str:
@@ -39,13 +60,18 @@ def header_value(text: str) -> str:
 
 
 def delivery_id(note: dict[str, Any]) -> str:
+    """The note's idempotency id: an SLA note's `id`, a follow-up's `id:dueAt`."""
+    if is_sla(note):
+        return str(note["id"])
     followup = note["followup"]
     return f"{followup['id']}:{followup['dueAt']}"
 
 
 def webhook_body(note: dict[str, Any]) -> dict[str, Any]:
     return {
-        "event": "followup.due",
+        "id": delivery_id(note),
+        "type": FOLLOWUP_DUE,
+        "event": FOLLOWUP_DUE,
         "deliveryId": delivery_id(note),
         "sdrId": note.get("sdr") or note["followup"].get("sdrId"),
         "followup": note["followup"],
@@ -103,16 +129,91 @@ def slack_body(note: dict[str, Any]) -> dict[str, Any]:
         f"Follow-up due for {fields['Contact']}: {fields['Subject']} "
         f"(due {fields['Due']}, SDR {fields['SDR']})"
     )
+    rows = [_row(label, value) for label, value in fields.items()]
+    return _message(text, "Follow-up due", rows)
+
+
+def _message(text: str, header: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Slack message: plain fallback `text` (not read as mrkdwn, no unfurls), our `header`."""
     return {
         "text": text,
         "mrkdwn": False,
         "unfurl_links": False,
         "unfurl_media": False,
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": "Follow-up due"}},
-            *(_row(label, value) for label, value in fields.items()),
-        ],
+        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": header}}, *blocks],
     }
+
+
+def sla_webhook_body(note: dict[str, Any]) -> dict[str, Any]:
+    """An SLA note as webhook JSON: every `SLA_FIELDS`, then `newSdrId`, `history` and `contact`
+    when the note has them; never the SDR's Slack user id."""
+    body = {name: note.get(name) for name in SLA_FIELDS}
+    body.update({k: note[k] for k in ("newSdrId", "history", "contact") if note.get(k) is not None})
+    return body
+
+
+def _minutes(value: Any) -> Any:
+    return _number(round(value, 1)) if isinstance(value, int | float) else value
+
+
+def _history_line(history: Any) -> str:
+    """`#1 sdr_1, #2 sdr_2`: each handoff's attempt and SDR, oldest first."""
+    entries = history if isinstance(history, list) else []
+    return ", ".join(
+        f"#{entry.get('attempt', '?')} {entry.get('sdrId') or entry.get('sdr_id') or '?'}"
+        for entry in entries
+        if isinstance(entry, dict)
+    )
+
+
+def sla_slack_body(note: dict[str, Any], *, mention: bool) -> dict[str, Any]:
+    """A readable Slack message for an SLA step: contact, SDR(s), time elapsed, reply, thread.
+
+    Every value is `slack_text` in a plain-text field. With `mention` (the team's channel) and a
+    note whose `slackUserId` is a Slack user id, a mrkdwn section of ours mentions the SDR.
+    """
+    kind = note.get("type")
+    fields = {
+        "Contact": slack_text(note.get("contact") or "unknown contact"),
+        "SDR": slack_text(note.get("sdrId") or "?"),
+    }
+    if note.get("newSdrId"):
+        fields["New SDR"] = slack_text(note["newSdrId"])
+    elapsed = f"{_minutes(note.get('minutesElapsed'))} of {_minutes(note.get('slaMinutes'))} min"
+    fields["Elapsed"] = slack_text(elapsed)
+    fields["Reply"] = slack_text(note.get("replyId"))
+    fields["Thread"] = slack_text(note.get("threadId") or "-")
+    fields["Attempt"] = slack_text(note.get("attempt"))
+    if note.get("history"):
+        fields["History"] = slack_text(_history_line(note["history"]))
+    header = HEADERS.get(str(kind), "SLA")
+    text = f"{header}: {fields['Contact']} (SDR {fields['SDR']}, {fields['Elapsed']})"
+    blocks = [_row(label, value) for label, value in fields.items()]
+    user = note.get("slackUserId")
+    if mention and is_slack_user_id(user):
+        said = MENTIONS.get(str(kind), "")
+        mrkdwn = {"type": "mrkdwn", "text": f"<@{user}> {said}".strip()}
+        blocks.insert(0, {"type": "section", "text": mrkdwn})
+    return _message(text, header, blocks)
+
+
+def slack_message(destination: str, note: dict[str, Any]) -> dict[str, Any]:
+    """The Slack message of `note`; an SLA note mentions its SDR in the team's channel only."""
+    if is_sla(note):
+        return sla_slack_body(note, mention=destination == "slack")
+    return slack_body(note)
+
+
+def log_fields(note: dict[str, Any]) -> dict[str, Any]:
+    """What names `note` in a log line: a follow-up's id, or an SLA note's reply, type and id."""
+    if is_sla(note):
+        return {
+            "reply_id": note.get("replyId"),
+            "type": note.get("type"),
+            "note_id": note.get("id"),
+            "sdr_id": note.get("sdrId"),
+        }
+    return {"followup_id": note["followup"].get("id"), "sdr_id": note.get("sdr")}
 
 
 class Notifier:
@@ -127,31 +228,40 @@ class Notifier:
         )
         cap_every_wait(self._http)  # every wait ends by the task's deadline (worker/budget.py)
 
-    def destinations(self) -> list[str]:
-        found = []
-        if self._settings.followup_webhook_url:
-            found.append("webhook")
-        if self._settings.slack_webhook_url:
-            found.append("slack")
-        return found
+    def _url(self, destination: str) -> str | None:
+        """The destination's URL, or None when it is unknown or not configured."""
+        name = WEBHOOKS.get(destination) or SLACKS.get(destination)
+        value = getattr(self._settings, name) if name else None
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        return str(value) if value else None
+
+    def destinations(self, audience: str = "sdr") -> list[str]:
+        """The configured destinations of `audience`: `sdr` (the team's webhook and Slack, those
+        of follow-ups), `manager` (the escalation webhook and Slack) or `both`."""
+        try:
+            names = AUDIENCE_DESTINATIONS[audience]
+        except KeyError:
+            raise ValueError(f"unknown audience {audience!r}") from None
+        return [name for name in names if self._url(name)]
 
     def deliver(self, destination: str, note: dict[str, Any]) -> None:
         """POST `note` to `destination`; raise Retryable or Permanent errors on failure."""
+        url = self._url(destination)
+        if url is None:
+            raise errors.InvalidRequest(f"unknown or unconfigured destination {destination!r}")
         headers = {
             DELIVERY_HEADER: header_value(delivery_id(note)),
             "Content-Type": "application/json",
         }
-        if destination == "webhook":
-            url = str(self._settings.followup_webhook_url)
-            body = json.dumps(webhook_body(note), separators=(",", ":"), default=str).encode()
+        if destination in SLACKS:
+            body = json.dumps(slack_message(destination, note), default=str).encode()
+        else:
+            payload = sla_webhook_body(note) if is_sla(note) else webhook_body(note)
+            body = json.dumps(payload, separators=(",", ":"), default=str).encode()
             secret = self._settings.followup_webhook_secret
             if secret is not None:
                 headers.update(outbound_headers(secret.get_secret_value(), body, int(time.time())))
-        elif destination == "slack" and self._settings.slack_webhook_url is not None:
-            url = self._settings.slack_webhook_url.get_secret_value()
-            body = json.dumps(slack_body(note), default=str).encode()
-        else:
-            raise errors.InvalidRequest(f"unknown destination {destination!r}")
         endpoint = f"notify {destination}"
         try:
             response = self._http.post(url, content=body, headers=headers)

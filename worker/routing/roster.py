@@ -11,6 +11,7 @@
     away = [ { start = 2026-12-20, end = 2026-12-31 } ]   # inclusive dates, SDR's zone
     timezone = "America/New_York"
     working_hours = { days = "mon-thu", start = "08:00", end = "16:00" }
+    slack_user_id = "U024BE7LH"     # mentioned in SLA reminders in the team's Slack channel
 
 An SDR not in the file gets the defaults and weight 1. A file that fails validation stops the
 process at start with the line and field; later, while running, it is ignored with an error log
@@ -39,6 +40,7 @@ from pydantic import (
 
 from worker.errors import RosterError as RosterError  # the CLI imports it from here
 from worker.routing.workhours import WorkingHours
+from worker.sla.notes import is_slack_user_id
 
 
 def _known_zone(value: str) -> str:
@@ -87,11 +89,24 @@ class SdrEntry(BaseModel):
     away: list[Away] = Field(default_factory=list)
     timezone: str | None = None
     working_hours: Hours | None = None
+    slack_user_id: str | None = None
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return value if value is None else _known_zone(value)
+
+    @field_validator("slack_user_id")
+    @classmethod
+    def _slack_user(cls, value: str | None) -> str | None:
+        """A Slack user id (the member id in the profile's menu), never free text: it becomes a
+        mention. The message does not quote the value."""
+        if value is not None and not is_slack_user_id(value):
+            raise ValueError(
+                "must be a Slack user id such as U024BE7LH: U or W, then 2 to 20 capital letters "
+                "or digits"
+            )
+        return value
 
 
 class Defaults(BaseModel):
@@ -123,6 +138,7 @@ class SdrPolicy:
     away: tuple[tuple[date, date], ...] = ()
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     hours: WorkingHours | None = None
+    slack_user_id: str | None = None
 
     def today(self, now: datetime) -> date:
         return now.astimezone(self.timezone).date()
@@ -209,6 +225,7 @@ def parse_roster(text: str, source: str = "ROSTER_FILE") -> Roster:
                 away=tuple((a.start, a.end) for a in entry.away),
                 timezone=ZoneInfo(zone),
                 hours=_hours(hours, zone),
+                slack_user_id=entry.slack_user_id,
             )
     except ValidationError as bad:
         first = bad.errors()[0]
