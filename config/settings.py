@@ -160,6 +160,16 @@ class Settings(BaseSettings):
     reconcile_max_pages: int = Field(50, ge=1, le=10_000)
     reconcile_lookback_hours: int = Field(72, ge=1)
 
+    # The SLA watch after the handoff (docs/sla.md); off until SLA_MINUTES is set
+    sla_minutes: float = Field(0.0, ge=0, allow_inf_nan=False)
+    sla_action: Literal["remind", "reroute"] = "remind"
+    sla_remind_at: float = Field(0.5, ge=0, lt=1)
+    sla_max_reroutes: int = Field(1, ge=0, le=20)
+    sla_check_seconds: float = Field(60.0, ge=2)
+    sla_working_hours_only: bool = True
+    sla_escalation_webhook_url: str | None = None
+    sla_escalation_slack_webhook_url: SecretStr | None = None
+
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -13,6 +13,7 @@ from worker.keys import (
     TASK_RECONCILE,
     TASK_RELEASE,
     TASK_ROUTE,
+    TASK_WATCH,
 )
 from worker.runtime import Runtime
 
@@ -79,6 +80,7 @@ def test_every_task_is_registered_late_acked_with_no_celery_retry_cap(fake_redis
         TASK_CANARY,
         TASK_MAILBOXES,
         TASK_RECONCILE,
+        TASK_WATCH,
     }
     for task in tasks.values():
         assert task.acks_late is True
@@ -99,6 +101,7 @@ def test_each_task_carries_its_runtime_subject_and_queue_from_one_table(fake_red
         TASK_CANARY: ("canary", QUEUE_DEFAULT),
         TASK_MAILBOXES: ("mailboxes", QUEUE_DEFAULT),
         TASK_RECONCILE: ("reconcile", QUEUE_DEFAULT),
+        TASK_WATCH: ("sla", QUEUE_DEFAULT),
     }
 
 
@@ -109,3 +112,12 @@ def test_beat_sweeps_replies_every_reconcile_seconds_and_not_at_zero() -> None:
     assert sweep["options"] == {"expires": 15, "queue": QUEUE_DEFAULT}
     off = create_celery(make_settings(reconcile_seconds=0)).conf.beat_schedule
     assert TASK_RECONCILE not in {e["task"] for e in off.values()}
+
+
+def test_beat_checks_handoffs_every_sla_check_seconds_only_with_an_sla() -> None:
+    schedule = create_celery(make_settings(sla_minutes=30, sla_check_seconds=5)).conf.beat_schedule
+    check = next(e for e in schedule.values() if e["task"] == TASK_WATCH)
+    assert check["schedule"] == 5
+    assert check["options"] == {"expires": 5, "queue": QUEUE_DEFAULT}
+    off = create_celery(make_settings()).conf.beat_schedule
+    assert TASK_WATCH not in {e["task"] for e in off.values()}

@@ -23,6 +23,7 @@ TASK_RELEASE = "leadrouter.release_due"
 TASK_CANARY = "leadrouter.canary"
 TASK_MAILBOXES = "leadrouter.check_mailboxes"
 TASK_RECONCILE = "leadrouter.reconcile_replies"
+TASK_WATCH = "leadrouter.watch_handoffs"
 
 
 def text(value: bytes | str) -> str:
@@ -51,8 +52,11 @@ class Keys:
         return self._k("seen", reply_id)
 
     # assignment
-    def pick(self, reply_id: str) -> str:
-        return self._k("pick", reply_id)
+    def pick(self, reply_id: str, attempt: int = 1) -> str:
+        """The remembered pick of a reply's handoff (attempt 1) or of an SLA re-route."""
+        if attempt == 1:
+            return self._k("pick", reply_id)
+        return self._k("pick", reply_id, str(attempt))
 
     def done(self, reply_id: str) -> str:
         return self._k("done", reply_id)
@@ -136,6 +140,26 @@ class Keys:
     @property
     def reconcile_last_success(self) -> str:
         return self._k("reconcile", "last_success")
+
+    # the SLA watch after the handoff (worker/sla/)
+    def handoff(self, reply_id: str) -> str:
+        return self._k("handoff", reply_id)
+
+    @property
+    def handoffs_all(self) -> str:
+        return self._k("handoffs", "all")
+
+    @property
+    def handoffs_open(self) -> str:
+        return self._k("handoffs", "open")
+
+    @property
+    def sla_lock(self) -> str:
+        return self._k("sla", "lock")
+
+    def sla_claim(self, reply_id: str, attempt: int) -> str:
+        """Taken before a re-route calls Leadterra: at most one call per (reply, attempt)."""
+        return self._k("sla", "claim", reply_id, str(attempt))
 
     @property
     def last_webhook(self) -> str:

@@ -26,6 +26,8 @@ from worker.keys import QUEUES, Keys, text
 
 STALE_AFTER_SECONDS = 24 * 3600
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1, 2, 5, 10, 30)
+#: seconds: 1 min, 5, 15, 30 min, 1, 2, 4, 8 h, 1, 2, 7 days
+ACTION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 Sample = tuple[str, dict[str, str], float]
 
 
@@ -54,6 +56,7 @@ class Metrics:
             ["destination", "outcome"],
             registry=r,
         )
+        self._sla(r)
         self.calls = Counter(
             "leadrouter_leadterra_calls",
             "Calls to Leadterra by endpoint and status.",
@@ -80,6 +83,27 @@ class Metrics:
         )
 
     # -- per-call observer (LeadterraClient's CallObserver, minus the gate) -------------------
+
+    def _sla(self, r: CollectorRegistry) -> None:
+        """The SLA watch's (worker/sla/watch.py)."""
+        self.sla_breaches = Counter(
+            "leadrouter_sla_breaches",
+            "Handoffs whose SDR did not act within SLA_MINUTES, by SLA_ACTION.",
+            ["action"],
+            registry=r,
+        )
+        self.reroutes = Counter(
+            "leadrouter_reroutes",
+            "SLA re-routes by outcome (rerouted, or why the reply was escalated instead).",
+            ["outcome"],
+            registry=r,
+        )
+        self.time_to_action = Histogram(
+            "leadrouter_time_to_action_seconds",
+            "From a handoff to the SDR acting on its thread (wall-clock seconds).",
+            buckets=ACTION_BUCKETS,
+            registry=r,
+        )
 
     def observe_call(self, endpoint: str, status: str, seconds: float) -> None:
         self.calls.labels(endpoint, status).inc()

@@ -25,6 +25,7 @@ from worker.metrics import Metrics
 from worker.routing.policy import PolicySource
 from worker.routing.rotation import Rotation
 from worker.routing.workhours import WorkingHours, hours_from_settings
+from worker.sla.ledger import Ledger
 
 log = get_logger("leadrouter.leadterra")
 
@@ -99,6 +100,7 @@ class Runtime:
         self.dlq = DeadLetters(self.redis, self.keys)
         self.holds = Holds(self.redis, self.keys, self.delayed, settings.hold_recheck_seconds)
         self.policy = PolicySource(settings, self.keys)
+        self.ledger = Ledger(self.redis, self.keys, settings.dedupe_ttl_seconds)
         try:
             self._hours = hours_from_settings(settings.working_hours)
         except ValueError as bad:
@@ -133,6 +135,10 @@ class Runtime:
             or self._hours.get(sdr_id or "")
             or self._hours.get("default")
         )
+
+    def slack_user_id(self, sdr_id: str) -> str | None:
+        """The SDR's Slack user id from the roster (to mention them in the team's channel)."""
+        return self.policy.rosters.current().for_sdr(sdr_id).slack_user_id
 
     def sdr_key(self, sdr_id: str | None) -> SecretStr | None:
         if sdr_id is None:

@@ -117,6 +117,14 @@ def run_beat(settings: Settings) -> None:
     _logging(settings, "beat")
     app = create_celery(settings)
     log.info("beat.starting", schedule=sorted(app.conf.beat_schedule))
+    if settings.sla_minutes:
+        log.info(
+            "sla.watching",
+            sla_minutes=settings.sla_minutes,
+            action=settings.sla_action,
+            sdrs=sorted(settings.leadterra_sdr_api_keys),
+            unwatched="the handoffs of SDRs without a key in LEADTERRA_SDR_API_KEYS",
+        )
     app.Beat(
         scheduler="celery.beat:Scheduler",
         max_interval=1,

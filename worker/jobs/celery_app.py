@@ -30,6 +30,7 @@ from worker.keys import (
     TASK_RECONCILE,
     TASK_RELEASE,
     TASK_ROUTE,
+    TASK_WATCH,
 )
 
 RELEASE_EVERY = 1.0
@@ -44,7 +45,7 @@ def restore_interval(settings: Settings) -> int:
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
     """What beat sends: release due waits, the canary, the follow-up poll, the reconcile sweep
-    (unless RECONCILE_SECONDS is 0), mailbox checks."""
+    (unless RECONCILE_SECONDS is 0), the SLA watch (when SLA_MINUTES is set), mailbox checks."""
     schedule: dict[str, Any] = {
         "release-delayed": {
             "task": TASK_RELEASE,
@@ -67,6 +68,12 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": TASK_RECONCILE,
             "schedule": float(settings.reconcile_seconds),
             "options": {"expires": settings.reconcile_seconds, "queue": QUEUE_DEFAULT},
+        }
+    if settings.sla_minutes:
+        schedule["watch-handoffs"] = {
+            "task": TASK_WATCH,
+            "schedule": settings.sla_check_seconds,
+            "options": {"expires": settings.sla_check_seconds, "queue": QUEUE_DEFAULT},
         }
     if settings.leadterra_sdr_api_keys:
         schedule["check-mailboxes"] = {
@@ -128,6 +135,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             TASK_ROUTE: {"queue": QUEUE_FOLLOWUPS},
             TASK_NOTIFY: {"queue": QUEUE_FOLLOWUPS},
             TASK_RECONCILE: {"queue": QUEUE_DEFAULT},
+            TASK_WATCH: {"queue": QUEUE_DEFAULT},
         },
         "beat_schedule": beat_schedule(settings),
         "enable_utc": True,

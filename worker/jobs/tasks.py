@@ -20,6 +20,7 @@ from celery import Celery, Task
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker import errors
+from worker.followups.notify import log_fields
 from worker.followups.poll import poll, route
 from worker.health import stamp_heartbeat
 from worker.intake.sweep import reconcile
@@ -36,11 +37,13 @@ from worker.keys import (
     TASK_RECONCILE,
     TASK_RELEASE,
     TASK_ROUTE,
+    TASK_WATCH,
 )
 from worker.logs import get_logger
 from worker.routing.assign import assign
 from worker.routing.mailbox_health import check_mailboxes
 from worker.runtime import Runtime
+from worker.sla.watch import watch
 
 log = get_logger("leadrouter.tasks")
 
@@ -88,14 +91,13 @@ def route_followup(task: ReliableTask, note: dict[str, Any]) -> str:
 
 def deliver_notification(task: ReliableTask, destination: str, note: dict[str, Any]) -> None:
     started = time.perf_counter()
-    followup = note["followup"]
+    ids = log_fields(note)  # a follow-up's id, or an SLA note's reply, type and note id
     task.runtime.notifier.deliver(destination, note)
     task.runtime.metrics.notifications.labels(destination, "delivered").inc()
     log.info(
         "notification.delivered",
         destination=destination,
-        followup_id=followup.get("id"),
-        sdr_id=note.get("sdr"),
+        **ids,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         outcome="delivered",
     )
@@ -114,6 +116,10 @@ def canary(task: ReliableTask) -> None:
 
 def reconcile_replies(task: ReliableTask) -> int:
     return reconcile(task.runtime).enqueued
+
+
+def watch_handoffs(task: ReliableTask) -> dict[str, int]:
+    return dict(watch(task.runtime, partial(_enqueue_notify, task.app)).counts)
 
 
 def check_mailbox_health(task: ReliableTask) -> dict[str, str]:
@@ -148,6 +154,7 @@ TASKS = (
     TaskSpec(TASK_CANARY, "canary", QUEUE_DEFAULT, canary),
     TaskSpec(TASK_MAILBOXES, "mailboxes", QUEUE_DEFAULT, check_mailbox_health),
     TaskSpec(TASK_RECONCILE, "reconcile", QUEUE_DEFAULT, reconcile_replies),
+    TaskSpec(TASK_WATCH, "sla", QUEUE_DEFAULT, watch_handoffs),
 )
 
 

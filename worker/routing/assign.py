@@ -47,6 +47,11 @@ def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None
     return round(since * 1000, 1)
 
 
+def _watched(rt: Runtime, sdr_id: str, thread_id: str | None) -> bool:
+    """Whether the SLA watch follows this handoff: it is on, and it can read the thread."""
+    return rt.settings.sla_minutes > 0 and thread_id is not None and rt.sdr_key(sdr_id) is not None
+
+
 def _still_eligible(rt: Runtime, sdr_id: str) -> bool:
     """Ask Leadterra again whether the SDR exists and has Gmail connected (and refresh the
     cached roster with the answer, which replaces it whole)."""
@@ -147,6 +152,14 @@ class _Run:
         return "already_assigned"
 
     def assigned(self, sdr_id: str, pick: Pick, handoff: AssignResult | None) -> str:
+        thread_id = handoff.thread_id if handoff else None
+        self.rt.ledger.record(
+            self.reply["id"],
+            self.reply.get("email"),
+            sdr_id,
+            thread_id,
+            watch=_watched(self.rt, sdr_id, thread_id),
+        )
         since = _finish(self.rt, self.reply, "assigned", sdr_id)
         self.log.info(
             "reply.assigned",
@@ -154,7 +167,7 @@ class _Run:
             sdr_id=sdr_id,
             outcome="assigned",
             rule=pick.rule,
-            thread_id=handoff.thread_id if handoff else None,
+            thread_id=thread_id,
             handoff_id=handoff.handoff_id if handoff else None,
             duration_ms=self.ms(),
         )
