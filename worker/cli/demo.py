@@ -2,8 +2,9 @@
 
 It starts the sandbox, the receiver, a worker and beat; sends signed webhooks the way Leadterra
 does (with duplicates and retries) and seeds due follow-ups on live and finished threads, one
-SDR working only tomorrow; then shows what happened: replies per SDR, follow-up decisions,
-dead letters, and the time from webhook to assignment.
+SDR working only tomorrow; its SDRs act on every handoff at once but one, which the SLA watch
+reminds and then re-routes; then it shows what happened: replies per SDR, follow-up decisions,
+the SLA steps, dead letters, and the time from webhook to assignment.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 from rich.console import Console
@@ -54,6 +56,7 @@ STATUSES = (
     "archived",
 )
 DECISIONS = ("followup.routed", "followup.skipped", "followup.rescheduled")
+SLA_STEPS = ("sla.reminded", "sla.rerouted")
 TIMEOUT = 180.0
 
 
@@ -98,7 +101,32 @@ def _environment(redis_url: str, api: int, web: int, secret: str, admin: int) ->
         "WORKING_HOURS": json.dumps(
             {"sdr_3": {"timezone": "UTC", "days": tomorrow, "start": "09:00", "end": "17:00"}}
         ),
+        # the SLA watch at demo speed: 15 s to act, reminded at 7.5 s, re-routed at 15 s
+        "SLA_MINUTES": "0.25",
+        "SLA_ACTION": "reroute",
+        "SLA_CHECK_SECONDS": "2",
     }
+
+
+class _Sdrs:
+    """The demo's SDRs acting on their threads: every handoff at once, but one, left `new` so
+    the SLA watch reminds its SDR and then re-routes it (the re-routed copy is left alone)."""
+
+    def __init__(self, control: SandboxControl) -> None:
+        self.control = control
+        self.seen: set[str] = set()
+        self.kept: str | None = None
+
+    def act(self, handoffs: list[dict[str, Any]]) -> None:
+        for handoff in handoffs:
+            if handoff["replyId"] in self.seen or handoff.get("forced"):
+                continue
+            self.seen.add(handoff["replyId"])
+            # sdr_3 works tomorrow only: its SLA clock does not run today
+            if self.kept is None and handoff["sdrId"] != "sdr_3":
+                self.kept = handoff["replyId"]
+                continue
+            self.control.set_thread_status(handoff["threadId"], "replied")
 
 
 def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
@@ -176,21 +204,27 @@ def _watch(
         sent = progress.add_task("webhooks sent", total=replies)
         assigned = progress.add_task("replies assigned", total=None)
         routed = progress.add_task("follow-ups decided", total=followups)
+        sla = progress.add_task("SLA: reminded, re-routed", total=len(SLA_STEPS))
+        sdrs = _Sdrs(control)
 
         def finished() -> bool:
             report = control.webhook_job(job_id, deliveries=False)
             interested = report["classifications"].get("interested", 0)
-            decided = sum(1 for e in worker.events() if e.get("event") in DECISIONS)
-            handoffs = len(control.handoffs())
+            events = worker.events()
+            decided = sum(1 for e in events if e.get("event") in DECISIONS)
+            steps = {e.get("event") for e in events if e.get("reply_id") == sdrs.kept}
+            handoffs = control.handoffs()
+            sdrs.act(handoffs)
             progress.update(sent, completed=report["events"])
             progress.update(
                 assigned,
-                completed=handoffs,
+                completed=len({h["replyId"] for h in handoffs}),
                 total=interested if report["status"] != "running" else None,
             )
             progress.update(routed, completed=decided)
-            done = report["status"] != "running" and handoffs >= interested
-            return bool(done and decided >= followups)
+            progress.update(sla, completed=len(steps & set(SLA_STEPS)))
+            done = report["status"] != "running" and len(handoffs) >= interested
+            return bool(done and decided >= followups and steps >= set(SLA_STEPS))
 
         left = TIMEOUT - (time.monotonic() - started)
         try:
@@ -211,7 +245,8 @@ def _summary(
     events = worker.events()
     report = control.webhook_job(job_id, deliveries=False)
     sdrs = {s["id"]: s for s in control.state()["sdrs"]}
-    per_sdr = Counter(h["sdrId"] for h in control.handoffs())
+    per_sdr = Counter(h["sdrId"] for h in control.handoffs() if not h.get("forced"))
+    sla = Counter(str(e["event"]) for e in events if str(e.get("event", "")).startswith("sla."))
     table = Table(title="Replies per SDR")
     for column in ("SDR", "Gmail", "replies assigned"):
         table.add_column(column)
@@ -246,6 +281,9 @@ def _summary(
         ("follow-ups skipped (thread over)", decisions.get("skipped", 0)),
         ("follow-ups rescheduled (off hours)", decisions.get("rescheduled", 0)),
         ("follow-ups seeded", followups),
+        ("handoffs acted on in time (SLA 15 s)", sla.get("sla.acted", 0)),
+        ("SLA reminders", sla.get("sla.reminded", 0)),
+        ("SLA re-routes (forceForward to another SDR)", sla.get("sla.rerouted", 0)),
         ("dead letters", dead),
     ]
     for label, value in rows:

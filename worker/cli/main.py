@@ -9,6 +9,7 @@ from worker.cli import processes
 from worker.cli.backfill_commands import backfill
 from worker.cli.dlq_commands import dlq
 from worker.cli.followup_commands import followups
+from worker.cli.handoff_commands import handoffs
 from worker.cli.rotation_commands import rotation
 from worker.cli.run import demo, run
 from worker.cli.status_commands import check, health, sdrs
@@ -38,7 +39,7 @@ def beat() -> None:
     processes.run_beat(settings_or_exit())
 
 
-for command in (run, demo, dlq, followups, check, health, sdrs, rotation, backfill):
+for command in (run, demo, dlq, followups, check, health, sdrs, rotation, backfill, handoffs):
     cli.add_command(command)
 
 
