@@ -971,9 +971,9 @@ HOUR = 3600
 
 
 def reconcile_service(log_dir: Path) -> Service:
-    """Web, worker and beat with the sweep every 15 s, once its first sweep has set a
-    watermark (so what a test sends later is above the floor, and what it dates days back is
-    below it)."""
+    """Web, worker and beat with the sweep every 15 s, once its first sweep is done (what a
+    test sends later is above the floor, and what it dates days back below it, whether a
+    watermark exists yet or the floor is still now minus the overlap)."""
     service = start_service(log_dir, sdrs=6, disconnected=0, **RECONCILE_ENV)
     try:
         wait_until(

@@ -233,6 +233,20 @@ def _watch(
             return False
 
 
+def _per_sdr_table(control: SandboxControl, per_sdr: Counter[str]) -> Table:
+    sdrs = {s["id"]: s for s in control.state()["sdrs"]}
+    table = Table(title="Replies per SDR")
+    for column in ("SDR", "Gmail", "replies assigned"):
+        table.add_column(column)
+    for sdr_id in sorted(sdrs, key=lambda s: int(s.split("_")[-1])):
+        table.add_row(
+            data(sdr_id),
+            data("connected" if sdrs[sdr_id]["gmailConnected"] else "disconnected"),
+            data(per_sdr.get(sdr_id, 0)),
+        )
+    return table
+
+
 def _summary(
     console: Console,
     worker: Child,
@@ -244,19 +258,9 @@ def _summary(
 ) -> None:
     events = worker.events()
     report = control.webhook_job(job_id, deliveries=False)
-    sdrs = {s["id"]: s for s in control.state()["sdrs"]}
     per_sdr = Counter(h["sdrId"] for h in control.handoffs() if not h.get("forced"))
     sla = Counter(str(e["event"]) for e in events if str(e.get("event", "")).startswith("sla."))
-    table = Table(title="Replies per SDR")
-    for column in ("SDR", "Gmail", "replies assigned"):
-        table.add_column(column)
-    for sdr_id in sorted(sdrs, key=lambda s: int(s.split("_")[-1])):
-        table.add_row(
-            data(sdr_id),
-            data("connected" if sdrs[sdr_id]["gmailConnected"] else "disconnected"),
-            data(per_sdr.get(sdr_id, 0)),
-        )
-    console.print(table)
+    console.print(_per_sdr_table(control, per_sdr))
 
     decisions = Counter(e["event"].split(".")[1] for e in events if e.get("event") in DECISIONS)
     latencies = [
