@@ -42,6 +42,16 @@ log = get_logger("leadrouter.sla")
 Notify = Callable[[str, dict[str, Any]], None]
 
 
+def _ids(handoff: Handoff, attempt: Attempt) -> dict[str, Any]:
+    """The ids every step's log event carries."""
+    return {
+        "reply_id": handoff.reply_id,
+        "sdr_id": attempt.sdr_id,
+        "thread_id": attempt.thread_id,
+        "attempt": attempt.attempt,
+    }
+
+
 @dataclass
 class WatchResult:
     watched: int = 0
@@ -135,10 +145,7 @@ class _Check:
             current.reminded_at = self.now
             log.info(
                 "sla.reminded",
-                reply_id=handoff.reply_id,
-                sdr_id=current.sdr_id,
-                thread_id=current.thread_id,
-                attempt=current.attempt,
+                **_ids(handoff, current),
                 minutes=round(minutes, 2),
             )
             self.count("reminded")
@@ -160,10 +167,7 @@ class _Check:
         handoff.note("acted", current.acted_at or self.now, sdr_id=current.sdr_id)
         log.info(
             "sla.acted",
-            reply_id=handoff.reply_id,
-            sdr_id=current.sdr_id,
-            thread_id=current.thread_id,
-            attempt=current.attempt,
+            **_ids(handoff, current),
             time_to_action_s=round(took, 1),
             breached=current.breached_at is not None,
         )
@@ -177,10 +181,7 @@ class _Check:
         self.rt.metrics.sla_breaches.labels(self.settings.sla_action).inc()
         log.warning(
             "sla.breached",
-            reply_id=handoff.reply_id,
-            sdr_id=current.sdr_id,
-            thread_id=current.thread_id,
-            attempt=current.attempt,
+            **_ids(handoff, current),
             minutes=round(minutes, 2),
             sla_minutes=self.settings.sla_minutes,
             action=self.settings.sla_action,
@@ -250,10 +251,7 @@ class _Check:
         current = previous or handoff.current
         note = sla_note(
             kind,
-            reply_id=handoff.reply_id,
-            sdr_id=current.sdr_id,
-            thread_id=current.thread_id,
-            attempt=current.attempt,
+            **_ids(handoff, current),
             minutes_elapsed=round(minutes, 2),
             sla_minutes=self.settings.sla_minutes,
             slack_user_id=self.rt.slack_user_id(handoff.current.sdr_id),
