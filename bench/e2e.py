@@ -3,7 +3,8 @@ worker concurrencies, against the bare-httpx floor; then p99 at half the saturat
 
 The sandbox answers in 80-120 ms (100 ms on average) with 10 SDRs, 7 connected; the rate
 limiter is set far above the load so it never binds. Each concurrency gets a fresh worker
-process; the receiver stays up. Throughput is replies / (last handoff - first 202).
+process; the receiver stays up. Throughput is replies / (last handoff - first 202). Then
+CELERY_EVENTS off against on, interleaved, at the top concurrency (bench/events.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bench import events
 from bench.common import Outcome, children, say
 from bench.pipeline import httpx_floor, run_replies
 from bench.services import Service, start_redis, start_sandbox
@@ -37,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--e2e-floor-calls", type=int, help="calls per httpx floor run (2000; quick 300)"
     )
+    events.add_arguments(group)
 
 
 def settings(opts: argparse.Namespace) -> dict[str, Any]:
@@ -45,6 +48,7 @@ def settings(opts: argparse.Namespace) -> dict[str, Any]:
         "concurrency": [int(c) for c in (opts.e2e_concurrency or "16,64").split(",")],
         "half_seconds": opts.e2e_half_seconds or (4.0 if opts.quick else 20.0),
         "floor_calls": opts.e2e_floor_calls or (300 if opts.quick else 2000),
+        "events_pairs": events.rounds(opts),
     }
 
 
@@ -84,6 +88,10 @@ def run(opts: argparse.Namespace) -> Outcome:
         )
         for worker in workers:
             worker.stop()
+        if cfg["events_pairs"]:
+            out.data["events"] = events.compare(
+                procs, service, web, count=count, concurrency=top, pairs=cfg["events_pairs"]
+            )
         for client in FLOOR_CLIENTS:
             for c in cfg["concurrency"]:
                 floors[f"{client}-c{c}"] = httpx_floor(
@@ -97,6 +105,8 @@ def run(opts: argparse.Namespace) -> Outcome:
     out.data["runs"] = runs
     out.data["floors"] = floors
     table(out, cfg, runs, floors)
+    if "events" in out.data:
+        events.table(out, out.data["events"])
     return out
 
 

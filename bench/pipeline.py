@@ -41,15 +41,17 @@ def run_replies(
     web: Child,
     workers: list[Child],
     rate: float | None = None,
+    watch: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Send `count` replies (as fast as accepted, or at `rate`/s) and wait for every handoff."""
+    """Send `count` replies (as fast as accepted, or at `rate`/s) and wait for every handoff;
+    `watch` names more processes whose CPU is measured (a Flower listening to events)."""
     sandbox = service.sandbox
     assert sandbox is not None
     prefix = f"rpl_{name}_"
     prepare(service, prefix, count)
     service.redis.reset_stats()
     pids = {"web": web.pid, **{w.name: w.pid for w in workers}}
-    pids |= {"sandbox": sandbox.proc.pid, "redis": service.redis.proc.pid}
+    pids |= {"sandbox": sandbox.proc.pid, "redis": service.redis.proc.pid, **(watch or {})}
     meter = CpuMeter(pids).start()
     spec: dict[str, Any] = {
         "mode": "rate" if rate else "count",

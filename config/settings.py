@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     retry_backoff_base: float = Field(2.0, gt=0)
     retry_backoff_max: float = Field(300.0, gt=0)
     max_deliveries: int = Field(5, ge=1)
+    #: task events for Flower and celery-exporter (worker_send_task_events, task_send_sent_event)
+    celery_events: bool = False
 
     # Follow-ups
     followup_poll_seconds: float = Field(60.0, gt=0)

@@ -121,3 +121,11 @@ def test_beat_checks_handoffs_every_sla_check_seconds_only_with_an_sla() -> None
     assert check["options"] == {"expires": 5, "queue": QUEUE_DEFAULT}
     off = create_celery(make_settings()).conf.beat_schedule
     assert TASK_WATCH not in {e["task"] for e in off.values()}
+
+
+def test_celery_events_are_off_unless_celery_events_is_set() -> None:
+    """Task events for Flower and celery-exporter (docs/celery.md, "Monitoring")."""
+    off = create_celery(make_settings()).conf
+    assert (off.worker_send_task_events, off.task_send_sent_event) == (False, False)
+    on = create_celery(make_settings(celery_events=True)).conf
+    assert (on.worker_send_task_events, on.task_send_sent_event) == (True, True)

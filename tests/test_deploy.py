@@ -57,9 +57,15 @@ def test_web_worker_and_beat_share_one_image_built_from_the_dockerfile() -> None
     assert (ROOT / "Dockerfile").exists()
 
 
-def test_the_sandbox_and_prometheus_are_behind_their_profiles() -> None:
+def test_the_sandbox_and_the_monitoring_stack_are_behind_their_profiles() -> None:
     profiles = {n: s["profiles"] for n, s in COMPOSE["services"].items() if "profiles" in s}
-    assert profiles == {"sandbox": ["demo"], "prometheus": ["monitoring"]}
+    monitoring = ["monitoring"]
+    assert profiles == {
+        "sandbox": ["demo"],
+        "prometheus": monitoring,
+        "grafana": monitoring,
+        "flower": monitoring,
+    }
 
 
 def test_web_serves_leadterra_on_port_and_operators_on_a_token_guarded_admin_port() -> None:
@@ -79,8 +85,9 @@ def test_web_serves_leadterra_on_port_and_operators_on_a_token_guarded_admin_por
 
 def test_prometheus_scrapes_the_admin_port_with_the_token_from_a_file() -> None:
     prometheus = COMPOSE["services"]["prometheus"]
-    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
-    [job] = config["scrape_configs"]
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    job = jobs["leadrouter"]
     assert job["static_configs"] == [{"targets": ["web:9000"]}]
     assert job["metrics_path"] == "/metrics"
     token_file = job["authorization"]["credentials_file"]
@@ -88,7 +95,33 @@ def test_prometheus_scrapes_the_admin_port_with_the_token_from_a_file() -> None:
     command = " ".join(prometheus["command"])
     assert f'"$$ADMIN_TOKEN" > {token_file}' in command
     assert prometheus["environment"] == {"ADMIN_TOKEN": "${ADMIN_TOKEN:-}"}
-    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    volumes = prometheus["volumes"]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
+    assert "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in volumes
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert jobs["flower"]["static_configs"] == [{"targets": ["flower:5555"]}]
+
+
+def test_flower_runs_our_app_from_our_image_without_leadterra_secrets() -> None:
+    """It needs our transport and key prefix (worker/jobs/monitor.py), and nothing secret."""
+    flower = COMPOSE["services"]["flower"]
+    assert flower["command"].startswith("celery --app worker.jobs.monitor:app flower")
+    assert flower["build"] == {"context": ".", "args": {"EXTRAS": "[flower]"}}
+    assert set(flower["environment"]) == {"REDIS_URL", "LOG_FORMAT"}
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    assert "ARG EXTRAS" in (ROOT / "Dockerfile").read_text()
+
+
+def test_the_monitoring_ports_are_on_the_hosts_loopback_only() -> None:
+    for name in ("prometheus", "grafana", "flower"):
+        assert all(p.startswith("127.0.0.1:") for p in COMPOSE["services"][name]["ports"]), name
+
+
+def test_workers_read_celery_events_from_the_environment_off_by_default() -> None:
+    for name in ("web", "worker", "beat"):
+        assert COMPOSE["services"][name]["environment"]["CELERY_EVENTS"] == (
+            "${CELERY_EVENTS:-false}"
+        )
 
 
 @pytest.mark.skipif(

@@ -170,7 +170,7 @@ def test_the_export_reads_queue_depths_dead_letters_and_held_replies_from_redis(
     samples = export(Metrics("web:1"), fake_server)
     scraped_within = time.time() - now
 
-    depth = "leadrouter_queue_depth"
+    depth = "leadrouter_queue_messages"
     assert samples[(depth, (("queue", "assign"),))] == 2.0
     assert samples[(depth, (("queue", "followups"),))] == 1.0
     assert samples[(depth, (("queue", "default"),))] == 0.0
@@ -201,7 +201,7 @@ def test_with_redis_down_the_export_still_serves_its_own_counters(
 
     assert samples[("leadrouter_redis_up", ())] == 0.0
     assert samples[("leadrouter_webhooks_total", (("outcome", "enqueued"),))] == 4.0
-    assert ("leadrouter_queue_depth", (("queue", "assign"),)) not in samples
+    assert ("leadrouter_queue_messages", (("queue", "assign"),)) not in samples
 
 
 def held_gauges(server: fakeredis.FakeServer) -> tuple[float, float]:

@@ -2,8 +2,12 @@
 
 Each process counts in its own registry. Workers and beat flush a snapshot of it into one Redis
 hash every few seconds (`Metrics.flush`); the receiver's /metrics sums the snapshots of every
-process with its own live counters, and adds gauges read from Redis at scrape time: queue depth,
-dead letters, held replies and the age of the oldest one.
+process with its own live counters, and adds the gauges computed at scrape time
+(worker/gauges.py: queues, dead letters, held replies, readiness, SDRs at work...).
+
+Names follow Prometheus's conventions: the unit in the name (`_seconds`, `_messages`), `_total`
+on counters (prometheus_client adds it to the names below), `_timestamp_seconds` for unix times.
+`tests/test_metrics_live.py` runs `promtool check metrics` on a live web's page.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.keys import QUEUES, Keys, text
+from worker.gauges import GAUGE_DOCS, Sample, Scrape, read_gauges
+from worker.keys import Keys, text
 
 STALE_AFTER_SECONDS = 24 * 3600
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1, 2, 5, 10, 30)
 #: seconds: 1 min, 5, 15, 30 min, 1, 2, 4, 8 h, 1, 2, 7 days
 ACTION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
-Sample = tuple[str, dict[str, str], float]
+#: seconds: from a hundredth of a second (an idle worker) to a visibility timeout (a lost run)
+WAIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 
 class Metrics:
@@ -36,6 +42,8 @@ class Metrics:
 
     def __init__(self, ident: str | None = None) -> None:
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
+        #: what the scrape-time gauges need; the web's `create_app` gives its Settings
+        self.scrape = Scrape()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.webhooks = Counter(
@@ -79,6 +87,13 @@ class Metrics:
         self.rate_limit_wait = Counter(
             "leadrouter_rate_limit_wait_seconds",
             "Seconds spent waiting for the global rate limit.",
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "leadrouter_queue_wait_seconds",
+            "From when a task message could run (enqueued, or due) to its task starting.",
+            ["queue"],
+            buckets=WAIT_BUCKETS,
             registry=r,
         )
 
@@ -140,9 +155,9 @@ class Metrics:
         try:
             async with asyncio.timeout(5):
                 stored = await client.hgetall(keys.metrics)
-                gauges = await queue_gauges(client, keys)
+                gauges = await read_gauges(client, keys, self.scrape)
         except (redis.RedisError, OSError, TimeoutError):
-            stored, gauges = {}, [("leadrouter_redis_up", {}, 0.0)]
+            stored, gauges = {}, self.scrape.down()
         now = time.time()
         stale = []
         for ident, blob in stored.items():
@@ -159,45 +174,6 @@ class Metrics:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Merged(snapshots, gauges))
         return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-async def queue_gauges(client: aioredis.Redis, keys: Keys) -> list[Sample]:
-    """Depths and ages read from Redis at scrape time."""
-    async with client.pipeline(transaction=False) as pipe:
-        for queue in QUEUES:
-            pipe.llen(keys.queue(queue))
-        pipe.hlen(keys.dlq)
-        pipe.zcard(keys.delayed)
-        pipe.hlen(keys.held)
-        pipe.hvals(keys.held)
-        pipe.get(keys.last_webhook)
-        pipe.get(keys.reconcile_last_success)
-        results = await pipe.execute()
-    depths = dict(zip(QUEUES, results[: len(QUEUES)], strict=True))
-    dlq, delayed, held, held_values, last_webhook, last_sweep = results[len(QUEUES) :]
-    oldest = min((json.loads(v)["since"] for v in held_values), default=None)
-    gauges: list[Sample] = [
-        ("leadrouter_queue_depth", {"queue": q}, float(n)) for q, n in depths.items()
-    ]
-    gauges += [
-        ("leadrouter_redis_up", {}, 1.0),
-        ("leadrouter_dead_letters", {}, float(dlq)),
-        ("leadrouter_delayed_messages", {}, float(delayed)),
-        ("leadrouter_held_replies", {}, float(held)),
-        (
-            "leadrouter_oldest_held_reply_age_seconds",
-            {},
-            max(0.0, time.time() - oldest) if oldest else 0.0,
-        ),
-    ]
-    # absent until the first webhook or complete sweep: alert on absent() or on the age
-    for name, stamp in (
-        ("leadrouter_last_webhook_received_timestamp_seconds", last_webhook),
-        ("leadrouter_reconcile_last_success_timestamp_seconds", last_sweep),
-    ):
-        if stamp is not None:
-            gauges.append((name, {}, float(stamp)))
-    return gauges
 
 
 class _Merged:
@@ -225,20 +201,6 @@ class _Merged:
             out.append(metric)
         grouped: dict[str, Metric] = {}
         for name, labels, value in self.gauges:
-            metric = grouped.setdefault(name, Metric(name, _GAUGE_DOCS.get(name, name), "gauge"))
+            metric = grouped.setdefault(name, Metric(name, GAUGE_DOCS.get(name, name), "gauge"))
             metric.add_sample(name, labels, value)
         return out + list(grouped.values())
-
-
-_GAUGE_DOCS = {
-    "leadrouter_queue_depth": "Task messages waiting in each queue.",
-    "leadrouter_redis_up": "1 when Redis answered the scrape.",
-    "leadrouter_dead_letters": "Entries in the dead-letter list.",
-    "leadrouter_delayed_messages": "Messages waiting in Redis for their retry time.",
-    "leadrouter_held_replies": "Replies held because no SDR is eligible.",
-    "leadrouter_oldest_held_reply_age_seconds": "Age of the oldest held reply.",
-    "leadrouter_last_webhook_received_timestamp_seconds": "Unix time of the last verified "
-    "webhook (absent before the first).",
-    "leadrouter_reconcile_last_success_timestamp_seconds": "Unix time of the last complete "
-    "reconcile sweep (absent before the first).",
-}

@@ -9,16 +9,24 @@ it, longer waits are held in Redis); kombu's unacked sweep every few seconds ins
 The threads pool enforces neither `task_time_limit` nor `reject_on_worker_lost` for an exception
 that is not an Exception; both are made good by the task base (worker/jobs/reliable.py): a
 deadline on every run (`Settings.max_task_seconds`, worker/budget.py) and a requeue.
+
+Every message our apps publish (beat's, the follow-up routes and notifications, countdown
+retries) is stamped with `ENQUEUED_AT_HEADER` by a `before_task_publish` hook, as the receiver's
+own messages are (worker/jobs/queuewait.py). `CELERY_EVENTS` turns on task events for Flower and
+celery-exporter (docs/celery.md, "Monitoring").
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish
 
 from config.settings import Settings
 from worker.keys import (
+    ENQUEUED_AT_HEADER,
     QUEUE_ASSIGN,
     QUEUE_DEFAULT,
     QUEUE_FOLLOWUPS,
@@ -124,8 +132,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
-        "worker_send_task_events": False,
-        "task_send_sent_event": False,
+        # CELERY_EVENTS: task events for Flower and celery-exporter (docs/celery.md)
+        "worker_send_task_events": settings.celery_events,
+        "task_send_sent_event": settings.celery_events,
         "task_time_limit": TASK_TIME_LIMIT,
         "task_default_queue": QUEUE_DEFAULT,
         "task_create_missing_queues": True,
@@ -143,8 +152,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def stamp_enqueued(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """`before_task_publish`: stamp our tasks' messages with the time they were published (a
+    retry inherits its first message's headers: the stamp is replaced, not kept)."""
+    if headers is not None and str(headers.get("task", "")).startswith("leadrouter."):
+        headers[ENQUEUED_AT_HEADER] = time.time()
+
+
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for this deployment; tasks are registered by `worker.jobs.tasks.register`."""
     app = Celery("leadrouter", set_as_current=False, fixups=[])
     app.conf.update(celery_config(settings))
+    # Celery's signals are process-wide: connected once, for our task names only
+    before_task_publish.connect(stamp_enqueued, weak=False, dispatch_uid=ENQUEUED_AT_HEADER)
     return app

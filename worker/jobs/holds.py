@@ -32,8 +32,9 @@ class Holds:
         since = json.loads(previous)["since"] if previous else time.time()
         entry = {"since": since, "reason": reason, "checked": time.time()}
         self._redis.hset(self._keys.held, reply_id, json.dumps(entry))
-        message = assign_message(reply, retries=retries)
-        self._delayed.add(QUEUE_ASSIGN, message, time.time() + self._recheck)
+        due = time.time() + self._recheck
+        message = assign_message(reply, retries=retries, enqueued_at=due)
+        self._delayed.add(QUEUE_ASSIGN, message, due)
 
     def list(self) -> dict[str, dict[str, Any]]:
         raw = self._redis.hgetall(self._keys.held)

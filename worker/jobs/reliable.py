@@ -54,6 +54,7 @@ from redis.exceptions import RedisError
 from worker import budget, errors
 from worker.jobs.deadletter import DeadLetter
 from worker.jobs.queueing import source_of, task_message
+from worker.jobs.queuewait import observe_wait
 from worker.jobs.retry import backoff
 from worker.keys import QUEUE_DEFAULT
 from worker.logs import get_logger
@@ -149,6 +150,7 @@ class ReliableTask(Task):  # type: ignore[type-arg]
             task_id=self.request.id, task=self.name, attempt=retries + 1
         )
         try:
+            observe_wait(self.runtime.metrics, self.request, self.queue_name)
             return self._run_once(args, kwargs, retries)
         except CELERY_CONTROL:
             raise
@@ -239,6 +241,7 @@ class ReliableTask(Task):  # type: ignore[type-arg]
                 exc=exc,
                 argsrepr=f"[{self.subject_id(args)}]",
             )
+        due = time.time() + delay
         message = task_message(
             self.name,
             list(args),
@@ -246,8 +249,9 @@ class ReliableTask(Task):  # type: ignore[type-arg]
             task_id=str(self.request.id),
             retries=retries + 1,
             argsrepr=f"[{self.subject_id(args)}]",
+            enqueued_at=due,
         )
-        rt.delayed.add(self.queue_name, message, time.time() + delay)
+        rt.delayed.add(self.queue_name, message, due)
         return None
 
     def _dead_letter(

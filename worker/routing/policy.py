@@ -3,22 +3,27 @@
 The roster is re-read when its file changes (checked at most every `RELOAD_CHECK_SECONDS`); a
 version that fails validation is logged (`roster.invalid`) and the last good one stays. With
 no roster, no sticky accounts and no SDR keys, the policy is empty: plain round-robin.
+
+`HoursBook` answers whose working hours are what (the roster's, else WORKING_HOURS'), for the
+worker (follow-ups, the SLA clock) and for /metrics (`leadrouter_sdrs_at_work`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 from worker.errors import RosterError
 from worker.keys import Keys
 from worker.logs import get_logger
 from worker.routing.roster import EMPTY, Roster, load_roster
 from worker.routing.rotation import Policy, account_hash, account_of
-from worker.routing.workhours import WorkingHours
+from worker.routing.workhours import WorkingHours, hours_from_settings
 
 log = get_logger("leadrouter.policy")
 RELOAD_CHECK_SECONDS = 2.0
@@ -76,7 +81,8 @@ class PolicySource:
         self.rosters = RosterSource(settings.roster_file)
 
     def working_hours(self, sdr_id: str | None) -> WorkingHours | None:
-        """The roster's working hours for the SDR, if the roster sets any."""
+        """The roster's working hours for the SDR, if the roster sets any (`HoursBook` adds
+        WORKING_HOURS)."""
         roster = self.rosters.current()
         if roster.empty:
             return None
@@ -109,3 +115,39 @@ class PolicySource:
             use_health=bool(self._settings.leadterra_sdr_api_keys),
             roster_hash=roster.digest,
         )
+
+
+class HoursBook:
+    """Each SDR's working hours: the roster's, else WORKING_HOURS' own, else its `default`;
+    None when neither sets any (the SDR counts as always at work)."""
+
+    def __init__(self, rosters: RosterSource, hours: dict[str, WorkingHours]) -> None:
+        self.rosters = rosters
+        self._hours = hours
+
+    @classmethod
+    def parse(cls, rosters: RosterSource, raw: dict[str, Any]) -> HoursBook:
+        """From the WORKING_HOURS object; a bad one raises ConfigError naming the setting."""
+        try:
+            return cls(rosters, hours_from_settings(raw))
+        except ValueError as bad:
+            raise ConfigError(f"WORKING_HOURS: {bad}") from None
+
+    def for_sdr(self, sdr_id: str | None) -> WorkingHours | None:
+        roster = self.rosters.current()
+        listed = None
+        if not roster.empty:
+            listed = roster.for_sdr(sdr_id).hours if sdr_id else roster.default.hours
+        return listed or self._hours.get(sdr_id or "") or self._hours.get("default")
+
+    def named(self) -> set[str]:
+        """The SDR ids the roster or WORKING_HOURS names."""
+        return set(self.rosters.current().entries) | (set(self._hours) - {"default"})
+
+    def at_work(self, sdr_ids: Iterable[str], now: datetime) -> int:
+        """How many of `sdr_ids` are inside their working hours at `now`."""
+        count = 0
+        for sdr_id in sdr_ids:
+            hours = self.for_sdr(sdr_id)
+            count += hours is None or hours.contains(now)
+        return count
