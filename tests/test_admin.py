@@ -32,7 +32,13 @@ PAGES = ["/", "/metrics", "/readyz", "/openapi.json"]
 
 def admin_client(token: str | None) -> TestClient:
     settings = make_settings(admin_token=token)
-    app = create_admin_app(settings, client=fakeredis.FakeAsyncRedis(), metrics=Metrics())
+    server = fakeredis.FakeServer()
+    app = create_admin_app(
+        settings,
+        client=fakeredis.FakeAsyncRedis(server=server),
+        metrics=Metrics(),
+        sync_client=fakeredis.FakeRedis(server=server),
+    )
     return TestClient(app, follow_redirects=False)
 
 

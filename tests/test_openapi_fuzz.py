@@ -47,7 +47,7 @@ SETTINGS = make_settings()
 KEYS = Keys(SETTINGS.key_prefix)
 QUEUE = KEYS.queue("assign")
 WEBHOOK = ("/webhooks/leadterra", "POST")
-ADMIN_PATHS = frozenset({"/readyz", "/metrics", "/openapi.json"})
+ADMIN_PATHS = frozenset({"/readyz", "/metrics", "/openapi.json", "/api/{panel}"})
 CONFORMANCE = [
     not_a_server_error,
     status_code_conformance,
@@ -77,7 +77,7 @@ def apps(server: fakeredis.FakeServer, sync: fakeredis.FakeRedis) -> Iterator[di
     client, metrics = fakeredis.FakeAsyncRedis(server=server), Metrics()
     yield {
         "public": create_app(SETTINGS, client=client, metrics=metrics),
-        "admin": create_admin_app(SETTINGS, client=client, metrics=metrics),
+        "admin": create_admin_app(SETTINGS, client=client, metrics=metrics, sync_client=sync),
     }
     shutdown_lifespans()  # schemathesis keeps each app's lifespan running until told
 

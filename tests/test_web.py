@@ -257,7 +257,7 @@ def test_metrics_count_webhooks_by_outcome(client, admin) -> None:
     assert 'leadrouter_webhooks_total{outcome="enqueued"} 1.0' in text
     assert 'leadrouter_webhooks_total{outcome="duplicate"} 1.0' in text
     assert 'leadrouter_webhooks_total{outcome="bad_signature"} 1.0' in text
-    assert 'leadrouter_queue_depth{queue="assign"} 1.0' in text
+    assert 'leadrouter_queue_messages{queue="assign"} 1.0' in text
 
 
 # -- the signed timestamp: stale deliveries refused, a fast clock only logged ------------------

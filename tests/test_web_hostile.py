@@ -439,8 +439,13 @@ def answer_of(response: httpx.Response) -> dict[str, Any]:
 
 def stored(sync: fakeredis.FakeRedis) -> int:
     """Keys in Redis besides the time of the last verified webhook (which even an ignored
-    delivery may stamp, for /metrics)."""
-    return sum(1 for key in sync.scan_iter() if key != KEYS.last_webhook.encode())
+    delivery may stamp, for /metrics) and the minute's webhook count (for the console)."""
+    counts = KEYS.stats_minute(0).removesuffix("0").encode()
+    return sum(
+        1
+        for key in sync.scan_iter()
+        if key != KEYS.last_webhook.encode() and not key.startswith(counts)
+    )
 
 
 def untouched(sync: fakeredis.FakeRedis) -> bool:

@@ -25,6 +25,11 @@ TASK_MAILBOXES = "leadrouter.check_mailboxes"
 TASK_RECONCILE = "leadrouter.reconcile_replies"
 TASK_WATCH = "leadrouter.watch_handoffs"
 
+#: the task message header that says since when a message may run (unix seconds): stamped by
+#: `task_message` and, for what Celery publishes, by worker/jobs/celery_app.py; read at task start
+#: for `leadrouter_queue_wait_seconds` (worker/jobs/queuewait.py)
+ENQUEUED_AT_HEADER = "enqueued_at"
+
 
 def text(value: bytes | str) -> str:
     """A Redis answer as a string (redis-py gives bytes unless told to decode)."""
@@ -64,6 +69,11 @@ class Keys:
     @property
     def sdr_cache(self) -> str:
         return self._k("sdrs", "connected")
+
+    @property
+    def sdr_last_known(self) -> str:
+        """The last `GET /v1/sdrs` answer, kept past the cache's TTL for the console."""
+        return self._k("sdrs", "last_known")
 
     @property
     def rotation_credit(self) -> str:
@@ -164,6 +174,16 @@ class Keys:
     @property
     def last_webhook(self) -> str:
         return self._k("webhooks", "last_received")
+
+    # the console's counters (worker/console/counters.py)
+    def stats_day(self, day: str, kind: str) -> str:
+        """A UTC day's (`YYYY-MM-DD`) counts of one kind: `assigned` per SDR, `source` (the
+        assignments by how the reply came), `followups` (decisions per SDR)."""
+        return self._k("stats", day, kind)
+
+    def stats_minute(self, minute: int) -> str:
+        """One minute's counts (unix minute): verified webhooks, Leadterra failures by status."""
+        return self._k("stats", "minute", str(minute))
 
     # health and metrics
     @property

@@ -7,12 +7,15 @@ past the task's deadline (worker/budget.py), and records each call's outcome."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from functools import partial
 
 import redis
 from pydantic import SecretStr
 
-from config.settings import ConfigError, Settings
+from config.settings import Settings
 from worker import budget
+from worker.console.counters import count_leadterra_failure
 from worker.followups.notify import Notifier
 from worker.jobs.deadletter import DeadLetters
 from worker.jobs.holds import Holds
@@ -22,9 +25,9 @@ from worker.leadterra.client import LeadterraClient
 from worker.leadterra.ratelimit import RateGate
 from worker.logs import get_logger, scrub
 from worker.metrics import Metrics
-from worker.routing.policy import PolicySource
+from worker.routing.policy import HoursBook, PolicySource
 from worker.routing.rotation import Rotation
-from worker.routing.workhours import WorkingHours, hours_from_settings
+from worker.routing.workhours import WorkingHours
 from worker.sla.ledger import Ledger
 
 log = get_logger("leadrouter.leadterra")
@@ -33,9 +36,12 @@ log = get_logger("leadrouter.leadterra")
 class CallRecorder:
     """The Leadterra client's observer: the global rate gate before, metrics and 429s after."""
 
-    def __init__(self, gate: RateGate, metrics: Metrics) -> None:
+    def __init__(
+        self, gate: RateGate, metrics: Metrics, failed: Callable[[str], None] | None = None
+    ) -> None:
         self.gate = gate
         self.metrics = metrics
+        self.failed = failed  # counts a call that was not 2xx, by status (the console's)
 
     def before_call(self, endpoint: str) -> None:
         waited = self.gate.acquire(budget.cap(None))  # never past the task's deadline
@@ -46,6 +52,8 @@ class CallRecorder:
         self, endpoint: str, status: str, seconds: float, retry_after: float | None
     ) -> None:
         self.metrics.observe_call(endpoint, status, seconds)
+        if self.failed is not None and not status.startswith("2"):
+            self.failed(status)
         if status == "429":
             wait = retry_after if retry_after is not None else 1.0
             self.gate.pause(wait)
@@ -87,7 +95,9 @@ class Runtime:
             settings.leadterra_burst,
             max_block=settings.rate_block_seconds,
         )
-        self.recorder = CallRecorder(self.gate, self.metrics)
+        self.recorder = CallRecorder(
+            self.gate, self.metrics, partial(count_leadterra_failure, self.redis, self.keys)
+        )
         self._leadterra = leadterra
         self._client_lock = threading.Lock()
         self.rotation = Rotation(
@@ -101,10 +111,7 @@ class Runtime:
         self.holds = Holds(self.redis, self.keys, self.delayed, settings.hold_recheck_seconds)
         self.policy = PolicySource(settings, self.keys)
         self.ledger = Ledger(self.redis, self.keys, settings.dedupe_ttl_seconds)
-        try:
-            self._hours = hours_from_settings(settings.working_hours)
-        except ValueError as bad:
-            raise ConfigError(f"WORKING_HOURS: {bad}") from None
+        self.hours = HoursBook.parse(self.policy.rosters, settings.working_hours)
         self._notifier: Notifier | None = None
 
     @property
@@ -130,11 +137,7 @@ class Runtime:
     def working_hours(self, sdr_id: str | None) -> WorkingHours | None:
         """The SDR's working hours: the roster's, else WORKING_HOURS (its own, else
         `default`), or None when neither configures any."""
-        return (
-            self.policy.working_hours(sdr_id)
-            or self._hours.get(sdr_id or "")
-            or self._hours.get("default")
-        )
+        return self.hours.for_sdr(sdr_id)
 
     def slack_user_id(self, sdr_id: str) -> str | None:
         """The SDR's Slack user id from the roster (to mention them in the team's channel)."""

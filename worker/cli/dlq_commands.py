@@ -8,6 +8,8 @@ import click
 
 from config.settings import settings_or_exit
 from worker.cli.output import emit, fail, redis_or_fail
+from worker.console.reader import Reader
+from worker.console.stuck_panel import dead_letter_rows
 from worker.jobs.deadletter import DeadLetters
 from worker.keys import Keys
 
@@ -28,20 +30,17 @@ def dlq() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def list_(limit: int | None, as_json: bool) -> None:
-    """List dead letters, oldest first: all of them, or the oldest --limit N."""
-    store = _store()
+    """List dead letters, oldest first: all of them, or the oldest --limit N (the entries the
+    console's Stuck work panel shows, GET /api/stuck)."""
+    settings = settings_or_exit()
+    entries, total = dead_letter_rows(Reader.of(settings, redis_or_fail(settings.redis_url)), limit)
     rows = [
         {
-            "id": e.id,
-            "task": e.task.removeprefix("leadrouter."),
-            "error_type": e.error_type,
-            "error": e.error,
-            "attempts": e.attempts,
-            "at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.at)),
+            **{f: e[f] for f in ("id", "task", "error_type", "error", "attempts")},
+            "at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"])),
         }
-        for e in store.list(limit)
+        for e in entries
     ]
-    total = store.count() if limit is not None else len(rows)
     shown = f"{len(rows)} of {total}" if len(rows) < total else str(len(rows))
     emit(
         rows,

@@ -1,4 +1,5 @@
-"""`leadrouter rotation`: where the rotation stands, and how a new roster would have done."""
+"""`leadrouter rotation`: where the rotation stands (the console's Rotation panel), and how a new
+roster would have done."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import redis
 
 from config.settings import settings_or_exit
 from worker.cli.output import emit, fail, redis_or_fail
+from worker.console.reader import Reader
+from worker.console.rotation_panel import rotation_panel
 from worker.keys import Keys
 from worker.routing.roster import RosterError, load_roster
-from worker.routing.rotation import Rotation
 from worker.routing.simulate import read_decisions, simulate
 
 
@@ -24,22 +26,29 @@ def _connect() -> tuple[redis.Redis, Keys]:
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @click.pass_context
 def rotation(ctx: click.Context, as_json: bool) -> None:
-    """Each SDR's pick count and credit; the highest credit plus weight is picked next."""
+    """Each SDR's pick count and credit (the highest credit plus weight is picked next), with
+    assignments today and in 7 days (UTC) against the weighted fair share and eligibility now:
+    the console's Rotation panel (GET /api/rotation)."""
     if ctx.invoked_subcommand is not None:
         return
-    client, keys = _connect()
-    state = Rotation(client, keys, pick_ttl=1, cache_ttl=1).state()
-    order = sorted(state, key=lambda s: -state[s].get("credit", float("-inf")))
+    settings = settings_or_exit()
+    panel = rotation_panel(Reader.of(settings, redis_or_fail(settings.redis_url)))
+    order = sorted(
+        panel["sdrs"], key=lambda s: -s["credit"] if s["credit"] is not None else float("inf")
+    )
+    fields = ("today", "fair_today", "week", "fair_week", "eligible", "why_not")
     rows = [
         {
-            "position": i + 1 if "credit" in state[s] else None,
-            "id": s,
-            "picks": int(state[s].get("count", 0)),
-            "credit": state[s].get("credit"),
+            "position": s["position"],
+            "id": s["id"],
+            "picks": s["picks"],
+            "credit": s["credit"],
+            **{f: s[f] for f in fields},
         }
-        for i, s in enumerate(order)
+        for s in order
     ]
-    emit(rows, ["position", "id", "picks", "credit"], as_json=as_json, title="Rotation")
+    columns = ["position", "id", "picks", "credit", "today", "week", "eligible", "why_not"]
+    emit(rows, columns, as_json=as_json, title="Rotation")
 
 
 @rotation.command("simulate")

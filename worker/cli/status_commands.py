@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 import redis
 
 from config.settings import ConfigError, Settings, settings_or_exit
 from worker import errors
 from worker.cli.output import emit, fail, redis_or_fail
+from worker.console.reader import Reader
+from worker.console.rotation_panel import rotation_panel
 from worker.keys import QUEUES, Keys
 from worker.leadterra.client import LeadterraClient
 from worker.runtime import Runtime
@@ -85,7 +85,9 @@ def health() -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def sdrs(as_json: bool) -> None:
-    """The SDR roster and each SDR's eligibility, as the rotation sees it now."""
+    """The SDR roster and each SDR's eligibility, as the rotation sees it now: the SDR list is
+    read from Leadterra and cached first, then shown as the console's Rotation panel shows it
+    (GET /api/rotation)."""
     settings = settings_or_exit()
     rt = _runtime(settings)
     try:
@@ -93,32 +95,28 @@ def sdrs(as_json: bool) -> None:
     except errors.ServiceError as exc:
         fail(f"leadterra: {exc}")
     rt.rotation.store_roster(roster)
-    policy = rt.policy.policy(datetime.now(UTC), None)
-    health = rt.rotation.mailbox_health()
-    state = rt.rotation.state()
+    panel = {row["id"]: row for row in rotation_panel(Reader.of(settings, rt.redis))["sdrs"]}
     rows = []
     for sdr in sorted(roster, key=lambda s: s.id):
-        reason = None
-        if not sdr.gmail_connected:
-            reason = "not_connected"
-        elif sdr.id in policy.off:
-            reason = policy.off[sdr.id]
-        elif policy.use_health and health.get(sdr.id, "active") != "active":
-            reason = f"mailbox:{health[sdr.id]}"
+        row = panel[sdr.id]
         rows.append(
             {
                 "id": sdr.id,
                 "name": sdr.name,
                 "gmail": sdr.gmail_connected,
-                "eligible": reason is None,
-                "why_not": reason,
-                "weight": policy.weights.get(sdr.id, 1),
-                "picks": int(state.get(sdr.id, {}).get("count", 0)),
+                "eligible": row["eligible"],
+                "why_not": row["why_not"],
+                "weight": row["weight"],
+                "picks": row["picks"],
+                "today": row["today"],
+                "week": row["week"],
+                "cap": row["cap"],
+                "cap_used": row["cap_used"],
             }
         )
     emit(
         rows,
-        ["id", "name", "gmail", "eligible", "why_not", "weight", "picks"],
+        ["id", "name", "gmail", "eligible", "why_not", "weight", "picks", "today", "cap_used"],
         as_json=as_json,
         title="SDRs",
     )

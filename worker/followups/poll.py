@@ -33,6 +33,7 @@ from typing import Any
 from redis.exceptions import LockError
 
 from worker import errors
+from worker.console.counters import count_followup
 from worker.leadterra.models import FollowUp, Thread, iso_ms
 from worker.logs import get_logger
 from worker.routing.workhours import WorkingHours
@@ -185,7 +186,21 @@ def route(
     notify: Callable[[str, dict[str, Any]], None],
     destinations: list[str],
 ) -> str:
-    """Skip, reschedule or notify one claimed follow-up; return the decision's name."""
+    """Skip, reschedule or notify one claimed follow-up; return the decision's name (and count
+    it for the console, per SDR and day)."""
+    decision = _route(rt, note, hours, notify, destinations)
+    followup = note["followup"]
+    count_followup(rt.redis, rt.keys, note.get("sdr") or followup.get("sdrId"), decision)
+    return decision
+
+
+def _route(
+    rt: Runtime,
+    note: dict[str, Any],
+    hours: Callable[[str | None], WorkingHours | None],
+    notify: Callable[[str, dict[str, Any]], None],
+    destinations: list[str],
+) -> str:
     followup, thread, sdr = note["followup"], note.get("thread") or {}, note.get("sdr")
     followup_id, sdr_id = followup["id"], sdr or followup.get("sdrId")
     due_at = datetime.fromisoformat(followup["dueAt"].replace("Z", "+00:00"))

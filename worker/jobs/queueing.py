@@ -8,6 +8,9 @@ against what Celery itself publishes, and the integration tests run it through a
 Waits longer than the broker can hold safely (the visibility-timeout trap) go into a sorted
 set scored by due time; `release_due` (run by beat every second) moves what is due back onto
 its queue in one atomic step, so two beats never release a message twice.
+
+Every message carries `ENQUEUED_AT_HEADER`: since when it may run (now, or its due time for the
+delayed set), for `leadrouter_queue_wait_seconds` (worker/jobs/queuewait.py).
 """
 
 from __future__ import annotations
@@ -22,15 +25,21 @@ from typing import Any
 
 import redis
 
-from worker.keys import QUEUE_ASSIGN, TASK_ASSIGN, Keys
+from worker.keys import ENQUEUED_AT_HEADER, QUEUE_ASSIGN, TASK_ASSIGN, Keys
 
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
-# KEYS: seen marker, queue list[, last-webhook stamp]. ARGV: message, ttl seconds, marker
-# value[, stamp value]. The receiver passes the stamp (the time of the last webhook, for
-# /metrics: no extra round trip); the sweep and backfill do not.
+# KEYS: seen marker, queue list[, last-webhook stamp, this minute's counts]. ARGV: message, ttl
+# seconds, marker value[, stamp value, webhooks to count, the counts' TTL]. The receiver passes
+# the stamp (the time of the last webhook, for /metrics) and the count (webhooks per minute,
+# for the console: worker/console/counters.py), so neither costs a round trip; the sweep and
+# backfill pass neither.
 ENQUEUE_ONCE = """
 if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4]) end
+if KEYS[4] then
+  redis.call('HINCRBY', KEYS[4], 'webhooks', ARGV[5])
+  redis.call('EXPIRE', KEYS[4], ARGV[6])
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
@@ -58,11 +67,13 @@ def task_message(
     task_id: str | None = None,
     retries: int = 0,
     argsrepr: str = "",
+    enqueued_at: float | None = None,
 ) -> str:
     """A Celery protocol-2 message as kombu's Redis transport stores it, JSON-encoded.
 
     `argsrepr` replaces Celery's repr of the arguments in its own logs: pass ids only, so no
-    e-mail address or reply text reaches a log line.
+    e-mail address or reply text reaches a log line. `enqueued_at` is since when the message
+    may run: now by default; the due time for a message bound for the delayed set.
     """
     task_id = task_id or str(uuid.uuid4())
     body = json.dumps(
@@ -93,6 +104,7 @@ def task_message(
             "replaced_task_nesting": 0,
             "stamped_headers": None,
             "stamps": {},
+            ENQUEUED_AT_HEADER: time.time() if enqueued_at is None else enqueued_at,
         },
         "properties": {
             "correlation_id": task_id,
@@ -107,7 +119,9 @@ def task_message(
     return json.dumps(message, separators=(",", ":"))
 
 
-def assign_message(reply: dict[str, Any], *, retries: int = 0) -> str:
+def assign_message(
+    reply: dict[str, Any], *, retries: int = 0, enqueued_at: float | None = None
+) -> str:
     """The message for one reply's assign task; the reply id doubles as a readable repr."""
     return task_message(
         TASK_ASSIGN,
@@ -115,6 +129,7 @@ def assign_message(reply: dict[str, Any], *, retries: int = 0) -> str:
         queue=QUEUE_ASSIGN,
         retries=retries,
         argsrepr=f"[reply {reply.get('id', '?')}]",
+        enqueued_at=enqueued_at,
     )
 
 

@@ -1,4 +1,5 @@
-"""The operators' app: /metrics, /readyz and /openapi.json, served apart from Leadterra's port.
+"""The operators' app: the console at / (worker/console/), /metrics, /readyz and /openapi.json,
+served apart from Leadterra's port.
 
 It runs on the admin listener (`ADMIN_HOST:ADMIN_PORT`, loopback by default) of the same `web`
 process (worker/receiver/server.py). Without `ADMIN_TOKEN` it is open, and may only bind a
@@ -20,8 +21,10 @@ import hmac
 import html
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from urllib.parse import parse_qs, quote
 
+import redis
 import redis.asyncio as aioredis
 import structlog
 from starlette.applications import Starlette
@@ -31,6 +34,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from config.settings import Settings
+from worker.console.reader import Reader, console_redis
+from worker.console.routes import console_routes
 from worker.errors import TooLarge
 from worker.health import readiness
 from worker.keys import Keys
@@ -171,19 +176,20 @@ def _login_routes(settings: Settings, auth: AdminAuth) -> list[Route]:
     ]
 
 
-def create_admin_app(settings: Settings, *, client: aioredis.Redis, metrics: Metrics) -> Starlette:
-    """The admin app over the public app's Redis client and metrics (the caller closes both)."""
-    auth = AdminAuth(
-        settings.admin_token.get_secret_value() if settings.admin_token is not None else None
-    )
+def create_admin_app(
+    settings: Settings,
+    *,
+    client: aioredis.Redis,
+    metrics: Metrics,
+    sync_client: redis.Redis | None = None,
+) -> Starlette:
+    """The admin app over the public app's Redis client and metrics (the caller closes both).
+    The console (worker/console/) reads through `sync_client`, by default a small pool of its
+    own on REDIS_URL."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token is not None else None
+    auth = AdminAuth(token)
     keys = Keys(settings.key_prefix)
-
-    async def index(_: Request) -> Response:
-        links = "".join(
-            f'<li><a href="{path}">{path}</a></li>'
-            for path in ("/readyz", "/metrics", "/openapi.json")
-        )
-        return HTMLResponse(f"<!doctype html><title>leadrouter</title><ul>{links}</ul>")
+    reader = Reader.of(settings, sync_client or console_redis(settings))
 
     async def readyz(_: Request) -> Response:
         ready, reason = await readiness(client, keys, settings)
@@ -200,12 +206,12 @@ def create_admin_app(settings: Settings, *, client: aioredis.Redis, metrics: Met
         return JSONResponse(OPENAPI)
 
     pages: list[tuple[str, Handler]] = [
-        ("/", index),
         ("/readyz", readyz),
         ("/metrics", metrics_page),
         ("/openapi.json", openapi),
     ]
     routes = [Route(path, _guard(auth, handler), methods=["GET"]) for path, handler in pages]
+    routes += console_routes(reader, token, partial(_guard, auth))
     if not auth.open:
         routes += _login_routes(settings, auth)
     return Starlette(routes=routes, middleware=[Middleware(RequestContext)])

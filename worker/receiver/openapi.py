@@ -1,6 +1,7 @@
 """The receiver's OpenAPI document, served at the admin listener's /openapi.json (and fuzzed by
-schemathesis). The webhook and /healthz are on `PORT`; /readyz and /metrics on the admin listener
-(`ADMIN_HOST:ADMIN_PORT`), which wants the admin token as a bearer token when one is set."""
+schemathesis). The webhook and /healthz are on `PORT`; /readyz, /metrics and the console's
+/api/{panel} on the admin listener (`ADMIN_HOST:ADMIN_PORT`), which wants the admin token as a
+bearer token when one is set."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+#: the console's panels (worker/console/panels.py `PANELS`, checked by tests/test_console_web.py)
+CONSOLE_PANELS = ("rotation", "decisions", "stuck", "followups", "health", "sla", "intake")
 _ADMIN = [{"url": "http://127.0.0.1:9000", "description": "the admin listener (ADMIN_PORT)"}]
 _UNAUTHORIZED = _json(_ERROR, "ADMIN_TOKEN is set and the request has no valid bearer token")
 
@@ -111,6 +114,40 @@ OPENAPI: dict[str, Any] = {
                     "401": _UNAUTHORIZED,
                     "503": _json(_STATUS, "Not ready, with the reason"),
                 }
+            },
+        },
+        "/api/{panel}": {
+            "servers": _ADMIN,
+            "get": {
+                "summary": "One panel of the console at / (worker/console/), as JSON",
+                "parameters": [
+                    {
+                        "name": "panel",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(CONSOLE_PANELS)},
+                    },
+                    {
+                        "name": "sdr",
+                        "in": "query",
+                        "required": False,
+                        "description": "decisions: only those this SDR took part in",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "rows per list, 1 to 500; anything else reads as 50",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": _json({"type": "object"}, "The panel's data"),
+                    "401": _UNAUTHORIZED,
+                    "404": _json(_ERROR, "No such panel (the answer lists them)"),
+                    "503": _json(_ERROR, "Redis did not answer"),
+                },
             },
         },
         "/metrics": {

@@ -29,7 +29,9 @@ from starlette.routing import Route
 
 from config.settings import Settings
 from worker import signature
+from worker.console.counters import MINUTE_TTL, WEBHOOKS, minute_of
 from worker.errors import Malformed, TooLarge
+from worker.gauges import Scrape
 from worker.jobs.queueing import ENQUEUE_ONCE, assign_message
 from worker.keys import QUEUE_ASSIGN, Keys
 from worker.metrics import Metrics
@@ -110,37 +112,51 @@ class Receiver:
         ]
         self.enqueue_once = client.register_script(ENQUEUE_ONCE)
         self.stamped = 0.0
+        #: ignored deliveries not yet added to the console's webhooks-per-minute count
+        self.uncounted = 0
 
     async def enqueue(self, reply_id: str, payload: dict[str, Any], now: float) -> bool:
         """Task message and `seen:{reply}` marker in one Lua call (which also stamps the time of
-        the last webhook); False when the marker was there already."""
+        the last webhook and counts this delivery, with any ignored ones not yet counted);
+        False when the marker was there already."""
+        count, self.uncounted = self.uncounted + 1, 0
         async with asyncio.timeout(REDIS_TIMEOUT):
             fresh = await self.enqueue_once(
                 keys=[
                     self.keys.seen(reply_id),
                     self.keys.queue(QUEUE_ASSIGN),
                     self.keys.last_webhook,
+                    self.keys.stats_minute(minute_of(now)),
                 ],
                 args=[
                     assign_message(payload),
                     self.settings.dedupe_ttl_seconds,
                     str(payload["acceptedAt"]),
                     repr(now),
+                    count,
+                    MINUTE_TTL,
                 ],
             )
         self.stamped = now
         return bool(fresh)
 
     async def stamp(self, now: float) -> None:
-        """The time of the last verified webhook, for /metrics: the enqueue's Lua call writes
-        it for positive replies; an ignored delivery writes it at most once a second per
-        process, and never fails the delivery."""
+        """The time of the last verified webhook, for /metrics, and the count of ignored
+        deliveries, for the console: the enqueue's Lua call writes both for positive replies;
+        ignored deliveries are written at most once a second per process (counted meanwhile in
+        memory), and never fail the delivery."""
+        self.uncounted += 1
         if now - self.stamped < STAMP_EVERY:
             return
         self.stamped = now
+        count, self.uncounted = self.uncounted, 0
+        minute = self.keys.stats_minute(minute_of(now))
         with contextlib.suppress(RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                await self.redis.set(self.keys.last_webhook, repr(now))
+            async with asyncio.timeout(REDIS_TIMEOUT), self.redis.pipeline(False) as pipe:
+                pipe.set(self.keys.last_webhook, repr(now))
+                pipe.hincrby(minute, WEBHOOKS, count)
+                pipe.expire(minute, MINUTE_TTL)
+                await pipe.execute()
 
     def answer(
         self, status: int, outcome: str, started: float, *, warn: bool = False, **fields: Any
@@ -231,11 +247,15 @@ def create_app(
 ) -> Starlette:
     """The public app: the webhook (INTAKE=webhooks only) and /healthz. Pass `client` and
     `metrics` to share them (the admin app does; the caller then closes the client); without
-    `client`, one is built here and closed by the app's lifespan."""
+    `client`, one is built here and closed by the app's lifespan. `metrics` gets this process's
+    Settings for the gauges /metrics computes at scrape time (working hours, readiness, intake)."""
     redis_client = client or redis_for_web(settings)
+    metrics = metrics or Metrics()
+    # the admin app's /metrics computes its scrape-time gauges from these (worker/gauges.py)
+    metrics.scrape = Scrape(settings)
     routes = []
     if settings.intake == "webhooks":  # polling mode has no webhook route: 404, and no secret
-        receiver = Receiver(settings, redis_client, metrics or Metrics())
+        receiver = Receiver(settings, redis_client, metrics)
         routes.append(Route("/webhooks/leadterra", receiver.webhook, methods=["POST"]))
 
     async def healthz(_: Request) -> Response:

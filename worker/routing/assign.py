@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker import errors
+from worker.console.counters import count_assignment
 from worker.jobs.queueing import source_of
 from worker.leadterra.models import AssignResult
 from worker.logs import get_logger
@@ -32,10 +33,13 @@ def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None
     """Record the outcome; return the milliseconds since the webhook was accepted (or the sweep
     or backfill found the reply), if known."""
     source = source_of(reply)
-    record = {"outcome": outcome, "sdr": sdr_id, "at": time.time(), "source": source}
+    now = time.time()
+    record = {"outcome": outcome, "sdr": sdr_id, "at": now, "source": source}
     with rt.redis.pipeline(transaction=False) as pipe:
         pipe.set(rt.keys.done(reply["id"]), json.dumps(record), ex=rt.settings.dedupe_ttl_seconds)
         pipe.hdel(rt.keys.held, reply["id"])
+        if outcome == "assigned" and sdr_id is not None:  # the console's per-day counts
+            count_assignment(pipe, rt.keys, sdr_id, source, now)
         pipe.execute()
     rt.metrics.assignments.labels(outcome, source).inc()
     accepted = reply.get("acceptedAt")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,6 +25,7 @@ from worker.errors import NoEligibleSdr
 from worker.keys import Keys, text
 from worker.leadterra.models import Sdr
 
+LAST_KNOWN_SECONDS = 86400
 SCRIPT = files("worker.routing.lua").joinpath("rotation.lua").read_text(encoding="utf-8")
 
 
@@ -82,9 +84,14 @@ class Rotation:
     # -- the SDR cache ------------------------------------------------------------------------
 
     def store_roster(self, sdrs: list[Sdr]) -> None:
-        """Cache `GET /v1/sdrs` as [[id, connected], ...] in a stable order (by id)."""
+        """Cache `GET /v1/sdrs` as [[id, connected], ...] in a stable order (by id); keep a
+        copy with its time past the cache's TTL, for the console (a day)."""
         entries = [[s.id, bool(s.gmail_connected)] for s in sorted(sdrs, key=lambda s: s.id)]
-        self._redis.set(self._keys.sdr_cache, json.dumps(entries), ex=self._cache_ttl)
+        last = {"at": time.time(), "sdrs": entries}
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._keys.sdr_cache, json.dumps(entries), ex=self._cache_ttl)
+            pipe.set(self._keys.sdr_last_known, json.dumps(last), ex=LAST_KNOWN_SECONDS)
+            pipe.execute()
 
     def cached_roster(self) -> list[tuple[str, bool]] | None:
         raw = self._redis.get(self._keys.sdr_cache)
