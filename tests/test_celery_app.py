@@ -11,6 +11,7 @@ from worker.keys import (
     TASK_NOTIFY,
     TASK_POLL,
     TASK_RECONCILE,
+    TASK_RECOVER,
     TASK_RELEASE,
     TASK_ROUTE,
     TASK_WATCH,
@@ -81,6 +82,7 @@ def test_every_task_is_registered_late_acked_with_no_celery_retry_cap(fake_redis
         TASK_MAILBOXES,
         TASK_RECONCILE,
         TASK_WATCH,
+        TASK_RECOVER,
     }
     for task in tasks.values():
         assert task.acks_late is True
@@ -102,6 +104,7 @@ def test_each_task_carries_its_runtime_subject_and_queue_from_one_table(fake_red
         TASK_MAILBOXES: ("mailboxes", QUEUE_DEFAULT),
         TASK_RECONCILE: ("reconcile", QUEUE_DEFAULT),
         TASK_WATCH: ("sla", QUEUE_DEFAULT),
+        TASK_RECOVER: ("orphans", QUEUE_DEFAULT),
     }
 
 

@@ -21,10 +21,8 @@ from tests.conftest import make_settings
 from tests.support.fake_leadterra import REPLIES_PATH, FakeLeadterra
 from tests.test_web import body_for, post, sign
 from worker import errors
-from worker.intake.orphans import reply_in
 from worker.intake.sweep import load_state, reconcile
 from worker.jobs.deadletter import DeadLetter
-from worker.jobs.queueing import assign_message
 from worker.keys import QUEUE_ASSIGN, TASK_ASSIGN, Keys
 from worker.leadterra.client import LeadterraClient
 from worker.receiver.web import create_app
@@ -430,77 +428,12 @@ def test_a_burst_larger_than_max_pages_inside_the_overlap_does_not_wedge_the_swe
     assert [e["event"] for e in logs].count("reconcile.overlap_cut") == 1
 
 
-# -- a message lost between the broker and a worker (worker/intake/orphans.py) -----------------
-
-
-def lost(fake_redis: fakeredis.FakeRedis, reply_id: str, age: float = 120.0) -> None:
-    """The webhook enqueued this reply `age` seconds ago; its message is gone."""
-    fake_redis.set(KEYS.seen(reply_id), repr(time.time() - age))
-
-
-def message_for(reply_id: str) -> str:
-    return assign_message({"id": reply_id, "source": "webhook"})
-
-
-def test_a_reply_seen_long_ago_with_no_outcome_and_no_message_is_sent_again(
-    rt: Runtime, fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
-) -> None:
-    set_watermark(fake_redis, NOW - 60)
-    fake.replies = spread(3)
-    lost(fake_redis, "rpl_1")
-    with capture_logs() as logs:
-        result = reconcile(rt, now=NOW)
-    assert result.enqueued == 3 and ids(fake_redis) == ["rpl_0", "rpl_1", "rpl_2"]
-    [again] = [e for e in logs if e["event"] == "reply.redelivered"]
-    assert again["reply_id"] == "rpl_1" and again["log_level"] == "warning"
-    # the marker is renewed with the message: the next sweep leaves it alone
-    assert reconcile(rt, now=NOW + 60).enqueued == 0
-    assert len(ids(fake_redis)) == 3
-
-
-@pytest.mark.parametrize(
-    "where", ["queue", "unacked", "delayed", "done", "dead_letter", "young_marker"]
-)
-def test_a_reply_accounted_for_anywhere_is_not_sent_again(
-    where: str, rt: Runtime, fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
-) -> None:
-    set_watermark(fake_redis, NOW - 60)
-    fake.replies = spread(1)
-    lost(fake_redis, "rpl_0", age=5 if where == "young_marker" else 600)
-    raw = message_for("rpl_0")
-    if where == "queue":
-        fake_redis.lpush(KEYS.queue(QUEUE_ASSIGN), raw)
-    elif where == "unacked":  # kombu's entry: [message, exchange, routing key]
-        fake_redis.hset(KEYS.unacked, "tag-1", json.dumps([json.loads(raw), "", QUEUE_ASSIGN]))
-    elif where == "delayed":
-        fake_redis.zadd(KEYS.delayed, {f"{QUEUE_ASSIGN}\n{raw}": time.time() + 300})
-    elif where == "done":
-        fake_redis.set(KEYS.done("rpl_0"), json.dumps({"outcome": "assigned"}))
-    elif where == "dead_letter":
-        fake_redis.hset(KEYS.dlq, "reply:rpl_0", "{}")
-    before = fake_redis.llen(KEYS.queue(QUEUE_ASSIGN))
-    with capture_logs() as logs:
-        result = reconcile(rt, now=NOW)
-    assert result.enqueued == 0
-    assert fake_redis.llen(KEYS.queue(QUEUE_ASSIGN)) == before
-    assert not [e for e in logs if e["event"] == "reply.redelivered"]
-
-
-def test_reply_in_reads_every_shape_a_message_is_kept_in() -> None:
-    raw = message_for("rpl_7")
-    assert reply_in(raw) == "rpl_7"
-    assert reply_in(json.dumps([json.loads(raw), "", QUEUE_ASSIGN])) == "rpl_7"
-    assert reply_in(b"not json") is None
-    assert reply_in(json.dumps({"body": "????"})) is None
-
-
 def test_a_dead_letter_an_operator_dropped_is_not_sent_again(
     rt: Runtime, fake: FakeLeadterra, fake_redis: fakeredis.FakeRedis
 ) -> None:
     set_watermark(fake_redis, NOW - 60)
     fake.replies = spread(1)
-    lost(fake_redis, "rpl_0", age=600)
-    fake_redis.expire(KEYS.seen("rpl_0"), 3600)
+    fake_redis.set(KEYS.seen("rpl_0"), repr(time.time() - 600), ex=3600)
     rt.dlq.add(DeadLetter("reply:rpl_0", TASK_ASSIGN, QUEUE_ASSIGN, [{"id": "rpl_0"}], "e", "E", 5))
     assert rt.dlq.drop("reply:rpl_0")
     assert json.loads(fake_redis.get(KEYS.done("rpl_0")))["outcome"] == "dropped"

@@ -510,7 +510,8 @@ def test_any_validly_signed_body_is_answered_and_only_a_202_enqueues(
         assert answer["status"] == "enqueued"
         assert sync.llen(QUEUE) == 1
         assert sync.exists(KEYS.seen(answer["reply_id"]))
-        assert stored(sync) == 2
+        assert sync.hexists(KEYS.inflight, answer["reply_id"])  # kept in flight
+        assert stored(sync) == 4  # the queue, the marker, the in-flight message and its time
     else:
         assert untouched(sync)
 
@@ -778,7 +779,7 @@ def test_a_replayed_delivery_is_200_duplicate_and_enqueued_once(client, sync) ->
             {"status": "duplicate", "reply_id": "rpl_replay"},
         )
     assert sync.llen(QUEUE) == 1
-    assert stored(sync) == 2
+    assert stored(sync) == 4  # the queue, the marker, the in-flight message and its time
 
 
 @pytest.mark.parametrize("depth", [1_000, 10_000, 40_000])

@@ -24,6 +24,7 @@ TASK_CANARY = "leadrouter.canary"
 TASK_MAILBOXES = "leadrouter.check_mailboxes"
 TASK_RECONCILE = "leadrouter.reconcile_replies"
 TASK_WATCH = "leadrouter.watch_handoffs"
+TASK_RECOVER = "leadrouter.recover_orphans"
 
 #: the task message header that says since when a message may run (unix seconds): stamped by
 #: `task_message` and, for what Celery publishes, by worker/jobs/celery_app.py; read at task start
@@ -51,6 +52,20 @@ class Keys:
     def unacked(self) -> str:
         """kombu's hash of the messages workers hold and have not acknowledged."""
         return self.prefix + "unacked"
+
+    @property
+    def inflight(self) -> str:
+        """Each reply's assign message, from its enqueue to its outcome (worker/jobs/orphans.py)."""
+        return self._k("inflight", "messages")
+
+    @property
+    def inflight_at(self) -> str:
+        """When each in-flight reply was last known to be somewhere (a sorted set)."""
+        return self._k("inflight", "at")
+
+    @property
+    def orphans_lock(self) -> str:
+        return self._k("inflight", "lock")
 
     # receiver
     def seen(self, reply_id: str) -> str:

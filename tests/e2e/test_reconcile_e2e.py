@@ -21,7 +21,7 @@ from tests.reliability import scenarios
 from tests.reliability.scenarios import reconcile_service, send_dropping
 from tests.support.service import Service
 from worker.deadline import wait_until
-from worker.intake.orphans import ORPHAN_AFTER_SECONDS
+from worker.jobs.orphans import ORPHAN_AFTER_SECONDS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -209,8 +209,8 @@ def test_a_worker_killed_during_a_sweep_leaves_the_watermark_and_the_next_sweep_
     def mid_sweep() -> bool:
         """Page 1 answered and some of its replies enqueued, page 2 still in its 1.5 s: the
         worker is mid-sweep, and may be taking an assign message off the queue (a kill inside
-        kombu's BRPOP-to-unacked window loses that message; the next sweep sends it again,
-        worker/intake/orphans.py)."""
+        kombu's BRPOP-to-unacked window loses that message; the recovery sends it again,
+        worker/jobs/orphans.py)."""
         pages = [c["query"] for c in control.calls(since=since, endpoint=LIST)]
         return (
             any("page=1&" in q or q.endswith("page=1") for q in pages)

@@ -2,8 +2,8 @@
 
 The same payload, the same assign task, the same Lua call that sets the `seen:{reply}` marker
 with the message (worker/jobs/queueing.py): a reply that comes both by webhook and by a sweep or
-backfill, in any order or at the same moment, is enqueued once; one enqueued before whose message
-was lost on its way to a worker is sent again (worker/intake/orphans.py). The payload says where
+backfill, in any order or at the same moment, is enqueued once (and a message a killed worker
+lost is sent again by worker/jobs/orphans.py, whichever path enqueued it). The payload says where
 it came from (`source`), and that rides along to the outcome record, `reply.assigned` and the
 metric.
 """
@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from worker.intake.orphans import orphans, redeliver
 from worker.jobs.queueing import enqueue_once
 from worker.leadterra.models import Reply
 from worker.logs import get_logger
@@ -86,9 +85,7 @@ def enqueue_found(
     for reply, new in zip(chosen, fresh, strict=True):
         if new:
             _log_found(rt, reply, source)
-    before = [p for p, new in zip(payloads, fresh, strict=True) if not new]
-    redelivered = redeliver(rt, orphans(rt, before, now))
-    tally.enqueued = sum(fresh) + sum(redelivered)
+    tally.enqueued = sum(fresh)
     tally.already_handled = tally.positive - tally.enqueued
     return tally
 

@@ -25,6 +25,7 @@ from celery import Celery
 from celery.signals import before_task_publish
 
 from config.settings import Settings
+from worker.jobs.orphans import RECOVER_EVERY
 from worker.keys import (
     ENQUEUED_AT_HEADER,
     QUEUE_ASSIGN,
@@ -36,6 +37,7 @@ from worker.keys import (
     TASK_NOTIFY,
     TASK_POLL,
     TASK_RECONCILE,
+    TASK_RECOVER,
     TASK_RELEASE,
     TASK_ROUTE,
     TASK_WATCH,
@@ -52,13 +54,19 @@ def restore_interval(settings: Settings) -> int:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """What beat sends: release due waits, the canary, the follow-up poll, the reconcile sweep
-    (unless RECONCILE_SECONDS is 0), the SLA watch (when SLA_MINUTES is set), mailbox checks."""
+    """What beat sends: release due waits, the recovery of lost messages, the canary, the
+    follow-up poll, the reconcile sweep (unless RECONCILE_SECONDS is 0), the SLA watch (when
+    SLA_MINUTES is set), mailbox checks."""
     schedule: dict[str, Any] = {
         "release-delayed": {
             "task": TASK_RELEASE,
             "schedule": RELEASE_EVERY,
             "options": {"expires": 5, "queue": QUEUE_DEFAULT},
+        },
+        "recover-orphans": {
+            "task": TASK_RECOVER,
+            "schedule": RECOVER_EVERY,
+            "options": {"expires": RECOVER_EVERY, "queue": QUEUE_DEFAULT},
         },
         "canary": {
             "task": TASK_CANARY,
@@ -145,6 +153,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             TASK_NOTIFY: {"queue": QUEUE_FOLLOWUPS},
             TASK_RECONCILE: {"queue": QUEUE_DEFAULT},
             TASK_WATCH: {"queue": QUEUE_DEFAULT},
+            TASK_RECOVER: {"queue": QUEUE_DEFAULT},
         },
         "beat_schedule": beat_schedule(settings),
         "enable_utc": True,

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from worker.jobs.orphans import settle, track
 from worker.jobs.queueing import task_message
 from worker.keys import TASK_ASSIGN, Keys, text
 
@@ -65,6 +66,7 @@ class DeadLetters:
                 reply_id = entry.reply_id()
                 if reply_id is not None:
                     pipe.hdel(self._keys.held, reply_id)
+                    settle(pipe, self._keys, reply_id)
             pipe.execute()
 
     def get(self, entry_id: str) -> DeadLetter | None:
@@ -103,7 +105,7 @@ class DeadLetters:
     def drop(self, entry_id: str) -> bool:
         """Delete an entry without replaying it; its reply is no longer held either, and gets a
         `dropped` outcome for as long as its dedupe marker lives, so no sweep sends it again
-        (worker/intake/orphans.py)."""
+        (worker/jobs/orphans.py, worker/intake/)."""
         entry = self.get(entry_id)
         reply_id = entry.reply_id() if entry else None
         marker_ttl = int(self._redis.ttl(self._keys.seen(reply_id))) if reply_id else 0
@@ -133,6 +135,9 @@ class DeadLetters:
                         entry.task, entry.args, queue=entry.queue, argsrepr=f"[replay {entry.id}]"
                     )
                     pipe.lpush(self._keys.queue(entry.queue), message)
+                    reply_id = entry.reply_id()
+                    if reply_id is not None:  # in flight again until it has an outcome
+                        track(pipe, self._keys, reply_id, message, time.time())
                     pipe.hdel(self._keys.dlq, entry_id)
                     pipe.zrem(self._keys.dlq_index, entry_id)
                 pipe.execute()

@@ -29,20 +29,24 @@ from worker.keys import ENQUEUED_AT_HEADER, QUEUE_ASSIGN, TASK_ASSIGN, Keys
 
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
-# KEYS: seen marker, queue list[, last-webhook stamp, this minute's counts]. ARGV: message, ttl
-# seconds, marker value[, stamp value, webhooks to count, the counts' TTL]. The receiver passes
-# the stamp (the time of the last webhook, for /metrics) and the count (webhooks per minute,
-# for the console: worker/console/counters.py), so neither costs a round trip; the sweep and
-# backfill pass neither.
+# KEYS: seen marker, queue list, in-flight hash and its times[, last-webhook stamp, this
+# minute's counts]. ARGV: message, ttl seconds, marker value, reply id, now[, stamp value,
+# webhooks to count, the counts' TTL]. The message is also kept in flight until its reply has an
+# outcome (worker/jobs/orphans.py: a message a killed worker lost is sent again). The receiver
+# passes the stamp (the time of the last webhook, for /metrics) and the count (webhooks per
+# minute, for the console: worker/console/counters.py), so neither costs a round trip; the sweep
+# and backfill pass neither.
 ENQUEUE_ONCE = """
-if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4]) end
-if KEYS[4] then
-  redis.call('HINCRBY', KEYS[4], 'webhooks', ARGV[5])
-  redis.call('EXPIRE', KEYS[4], ARGV[6])
+if KEYS[5] then redis.call('SET', KEYS[5], ARGV[6]) end
+if KEYS[6] then
+  redis.call('HINCRBY', KEYS[6], 'webhooks', ARGV[7])
+  redis.call('EXPIRE', KEYS[6], ARGV[8])
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
 return 1
 """
 
@@ -148,14 +152,27 @@ def enqueue_once(
     if not payloads:
         return []
     script = client.register_script(ENQUEUE_ONCE)
+    now = time.time()
     with client.pipeline(transaction=False) as pipe:
         for payload in payloads:
+            reply_id = str(payload["id"])
             script(
-                keys=[keys.seen(str(payload["id"])), keys.queue(QUEUE_ASSIGN)],
-                args=[assign_message(payload), ttl, str(payload.get("acceptedAt", ""))],
+                keys=[*enqueue_keys(keys, reply_id)],
+                args=[
+                    assign_message(payload),
+                    ttl,
+                    str(payload.get("acceptedAt", "")),
+                    reply_id,
+                    repr(now),
+                ],
                 client=pipe,
             )
         return [bool(fresh) for fresh in pipe.execute()]
+
+
+def enqueue_keys(keys: Keys, reply_id: str) -> tuple[str, str, str, str]:
+    """`ENQUEUE_ONCE`'s first four keys for one reply."""
+    return (keys.seen(reply_id), keys.queue(QUEUE_ASSIGN), keys.inflight, keys.inflight_at)
 
 
 class Delayed:

@@ -24,6 +24,7 @@ from worker.followups.notify import log_fields
 from worker.followups.poll import poll, route
 from worker.health import stamp_heartbeat
 from worker.intake.sweep import reconcile
+from worker.jobs.orphans import recover
 from worker.jobs.reliable import ReliableTask, subject_of
 from worker.keys import (
     QUEUE_ASSIGN,
@@ -35,6 +36,7 @@ from worker.keys import (
     TASK_NOTIFY,
     TASK_POLL,
     TASK_RECONCILE,
+    TASK_RECOVER,
     TASK_RELEASE,
     TASK_ROUTE,
     TASK_WATCH,
@@ -118,6 +120,10 @@ def reconcile_replies(task: ReliableTask) -> int:
     return reconcile(task.runtime).enqueued
 
 
+def recover_orphans(task: ReliableTask) -> int:
+    return recover(task.runtime).redelivered
+
+
 def watch_handoffs(task: ReliableTask) -> dict[str, int]:
     return dict(watch(task.runtime, partial(_enqueue_notify, task.app)).counts)
 
@@ -155,6 +161,7 @@ TASKS = (
     TaskSpec(TASK_MAILBOXES, "mailboxes", QUEUE_DEFAULT, check_mailbox_health),
     TaskSpec(TASK_RECONCILE, "reconcile", QUEUE_DEFAULT, reconcile_replies),
     TaskSpec(TASK_WATCH, "sla", QUEUE_DEFAULT, watch_handoffs),
+    TaskSpec(TASK_RECOVER, "orphans", QUEUE_DEFAULT, recover_orphans),
 )
 
 

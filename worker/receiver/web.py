@@ -32,8 +32,8 @@ from worker import signature
 from worker.console.counters import MINUTE_TTL, WEBHOOKS, minute_of
 from worker.errors import Malformed, TooLarge
 from worker.gauges import Scrape
-from worker.jobs.queueing import ENQUEUE_ONCE, assign_message
-from worker.keys import QUEUE_ASSIGN, Keys
+from worker.jobs.queueing import ENQUEUE_ONCE, assign_message, enqueue_keys
+from worker.keys import Keys
 from worker.metrics import Metrics
 from worker.receiver.protocol import DEADLINE
 from worker.receiver.webhook import CLOCK_SKEW_SECONDS, decide, freshness, parse
@@ -123,8 +123,7 @@ class Receiver:
         async with asyncio.timeout(REDIS_TIMEOUT):
             fresh = await self.enqueue_once(
                 keys=[
-                    self.keys.seen(reply_id),
-                    self.keys.queue(QUEUE_ASSIGN),
+                    *enqueue_keys(self.keys, reply_id),
                     self.keys.last_webhook,
                     self.keys.stats_minute(minute_of(now)),
                 ],
@@ -132,6 +131,8 @@ class Receiver:
                     assign_message(payload),
                     self.settings.dedupe_ttl_seconds,
                     str(payload["acceptedAt"]),
+                    reply_id,
+                    repr(now),
                     repr(now),
                     count,
                     MINUTE_TTL,

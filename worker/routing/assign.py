@@ -20,6 +20,7 @@ from typing import Any
 
 from worker import errors
 from worker.console.counters import count_assignment
+from worker.jobs.orphans import settle
 from worker.jobs.queueing import source_of
 from worker.leadterra.models import AssignResult
 from worker.logs import get_logger
@@ -38,6 +39,7 @@ def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None
     with rt.redis.pipeline(transaction=False) as pipe:
         pipe.set(rt.keys.done(reply["id"]), json.dumps(record), ex=rt.settings.dedupe_ttl_seconds)
         pipe.hdel(rt.keys.held, reply["id"])
+        settle(pipe, rt.keys, reply["id"])
         if outcome == "assigned" and sdr_id is not None:  # the console's per-day counts
             count_assignment(pipe, rt.keys, sdr_id, source, now)
         pipe.execute()
@@ -99,7 +101,10 @@ class _Run:
 
     def duplicate(self, done: dict[str, Any]) -> str:
         # a twin held it while the first run assigned it: it waits for nothing now
-        self.rt.redis.hdel(self.rt.keys.held, self.reply["id"])
+        with self.rt.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(self.rt.keys.held, self.reply["id"])
+            settle(pipe, self.rt.keys, self.reply["id"])
+            pipe.execute()
         self.log.info(
             "reply.duplicate",
             sdr_id=done.get("sdr"),
