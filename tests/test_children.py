@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -128,3 +129,45 @@ def test_sigterm_becomes_keyboard_interrupt_and_still_stops_the_children(tmp_pat
         wait_until(lambda: False, 10, 0.02, what="the signal")
     assert not child.alive()
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def _waiting(thread_id: int) -> bool:
+    """Whether that thread is inside `wait_for_interrupt`'s wait (so its handler is on)."""
+    frame = sys._current_frames().get(thread_id)
+    names = set()
+    while frame is not None:
+        names.add(frame.f_code.co_name)
+        frame = frame.f_back
+    return {"wait_for_interrupt", "wait_until"} <= names
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_wait_for_interrupt_keeps_the_children_up_until_ctrl_c_or_sigterm(
+    tmp_path: Path, sig: int
+) -> None:
+    main = threading.get_ident()
+
+    def interrupt() -> None:
+        wait_until(lambda: _waiting(main), 10, 0.01, what="the demo's --keep wait")
+        os.kill(os.getpid(), sig)
+
+    # a shell that started pytest in the background ignores SIGINT: Ctrl-C's handler, as a
+    # terminal's foreground process has it
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with Children(tmp_path, interrupt_on_sigterm=True) as kids:
+            child = kids.start("sleeper", ["sleep", "60"])
+            threading.Thread(target=interrupt, daemon=True).start()
+            kids.wait_for_interrupt(interval=0.02)
+            assert child.alive()  # the wait only returns; leaving the block stops them
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not child.alive()
+
+
+def test_wait_for_interrupt_raises_when_a_child_exits(tmp_path: Path) -> None:
+    with Children(tmp_path) as kids:
+        kids.start("sleeper", ["sleep", "60"])
+        kids.start("quitter", ["sh", "-c", "echo bye; exit 3"])
+        with pytest.raises(ChildExited, match="quitter exited with 3"):
+            kids.wait_for_interrupt(interval=0.02)

@@ -11,7 +11,8 @@ in `folder` (`01-web.log`, numbered in start order, so a restarted process keeps
 A stop sends SIGTERM to the group, SIGKILL after a timeout, and then SIGKILL to whatever is still
 in the group. Leaving the block stops every child, newest first, then runs the `on_exit`
 cleanups. With `interrupt_on_sigterm` a SIGTERM to the parent becomes a KeyboardInterrupt inside
-the block, so being terminated cleans up the same way as Ctrl-C.
+the block, so being terminated cleans up the same way as Ctrl-C. `wait_for_interrupt()` keeps
+them up until then (the demo's `--keep`).
 
 Errors: `ChildExited` (a `RuntimeError`, with the child's log tail) from `check_alive()`.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
+
+from worker.deadline import wait_until
 
 #: where this interpreter's console scripts (`leadrouter`) are, first on the children's PATH
 BIN = Path(sys.executable).parent
@@ -157,6 +161,12 @@ class Children:
         for child in self._started:
             if not child.stopped:
                 child.check_alive()
+
+    def wait_for_interrupt(self, interval: float = 0.5) -> None:
+        """Block until Ctrl-C (or SIGTERM, with `interrupt_on_sigterm`), then return; a child
+        that exits meanwhile raises `ChildExited`."""
+        with contextlib.suppress(KeyboardInterrupt):
+            wait_until(lambda: None, math.inf, interval, what="Ctrl-C", alive=[self])
 
     def on_exit(self, cleanup: Callable[[], object]) -> None:
         """Run `cleanup` when the block ends, after the children are stopped."""

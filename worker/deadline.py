@@ -15,7 +15,7 @@ raises (worker/children.py raises `ChildExited`, a `RuntimeError`) when it died.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Literal, Protocol, TypeVar
 
 import httpx
@@ -63,13 +63,15 @@ def wait_http(
     *,
     ok: Collection[int] = (),
     alive: Iterable[Watched] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
-    """GET `url` until it answers (with a status in `ok`, when given) and return the answer."""
+    """GET `url` (with `headers`) until it answers (with a status in `ok`, when given) and
+    return the answer."""
     seen = ["no answer"]
 
     def probe() -> httpx.Response | None:
         try:
-            response = httpx.get(url, timeout=1.0)
+            response = httpx.get(url, timeout=1.0, headers=headers)
         except httpx.HTTPError as exc:
             seen[0] = f"{type(exc).__name__}: {exc}"
             return None
