@@ -4,7 +4,8 @@ It starts the sandbox, the receiver, a worker and beat; sends signed webhooks th
 does (with duplicates and retries) and seeds due follow-ups on live and finished threads, one
 SDR working only tomorrow; its SDRs act on every handoff at once but one, which the SLA watch
 reminds and then re-routes; then it shows what happened: replies per SDR, follow-up decisions,
-the SLA steps, dead letters, and the time from webhook to assignment.
+the SLA steps, dead letters, and the time from webhook to assignment, and the console's URL (the
+admin listener). With `--keep` every process stays up after that until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -129,41 +130,42 @@ class _Sdrs:
             self.control.set_thread_status(handoff["threadId"], "replied")
 
 
-def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
+def _start_sandbox(kids: Children, api: int, control_port: int) -> SandboxControl:
+    argv = [sys.executable, "-m", "leadterra_sandbox", "--port", str(api)]
+    argv += ["--control-port", str(control_port), "--sdrs", str(SDRS)]
+    argv += ["--disconnected", str(DISCONNECTED), "--latency-ms", "60", "--jitter-ms", "40"]
+    kids.start("sandbox", argv)
+    control = SandboxControl(f"http://127.0.0.1:{control_port}")
+    control.wait_ready(30)
+    return control
+
+
+def run_demo(
+    redis_url: str,
+    *,
+    replies: int = 200,
+    followups: int = 60,
+    keep: bool = False,
+    admin_token: str | None = None,
+) -> int:
+    """The demo; 0 when everything was handled in time. With `keep`, every process stays up
+    after the summary until Ctrl-C (or SIGTERM). `admin_token` is the ADMIN_TOKEN the service's
+    processes read (the environment or .env), if any: their admin listener then wants it."""
     console = data_console()  # sandbox and Redis values are printed as data, not markup
     folder = Path(tempfile.mkdtemp(prefix="leadrouter-demo-"))
     api, control_port, web, admin = free_port(), free_port(), free_port(), free_port()
     secret = secrets.token_hex(16)
     env = _environment(redis_url, api, web, secret, admin)
+    site = f"http://127.0.0.1:{admin}/"  # the console, on the admin listener
+    auth = {"authorization": f"Bearer {admin_token}"} if admin_token else None
     console.print(Text.assemble(("Leadterra sandbox demo", "bold"), f": logs in {folder}"))
     with Children(folder, env, interrupt_on_sigterm=True) as kids:
-        kids.start(
-            "sandbox",
-            [
-                sys.executable,
-                "-m",
-                "leadterra_sandbox",
-                "--port",
-                str(api),
-                "--control-port",
-                str(control_port),
-                "--sdrs",
-                str(SDRS),
-                "--disconnected",
-                str(DISCONNECTED),
-                "--latency-ms",
-                "60",
-                "--jitter-ms",
-                "40",
-            ],
-        )
-        control = SandboxControl(f"http://127.0.0.1:{control_port}")
-        control.wait_ready(30)
+        control = _start_sandbox(kids, api, control_port)
         service = {name: kids.start(name, leadrouter_argv(cmd)) for name, cmd in SERVICE.items()}
         worker = service["worker"]
         base = f"http://127.0.0.1:{web}"
         wait_http(f"{base}/healthz", alive=[kids])
-        wait_http(f"http://127.0.0.1:{admin}/readyz", 60, ok=(200,), alive=[kids])
+        wait_http(f"{site}readyz", 60, ok=(200,), alive=[kids], headers=auth)
         _seed_followups(control, followups)
         started = time.monotonic()
         job = control.send_webhooks(
@@ -181,6 +183,13 @@ def run_demo(redis_url: str, *, replies: int = 200, followups: int = 60) -> int:
         done = _watch(console, kids, worker, control, job["id"], replies, followups, started)
         _summary(console, worker, control, job["id"], redis_url, env["KEY_PREFIX"], followups)
         console.print(data(f"Logs of every process: {folder}"))
+        notes = ["sign in with ADMIN_TOKEN"] if admin_token else []
+        if not keep:
+            notes.append("closes with the demo; --keep keeps it up")
+        console.print(data(f"The console: {site}" + (f" ({'; '.join(notes)})" if notes else "")))
+        if keep:
+            console.print(data("Keeping every process up until Ctrl-C."))
+            kids.wait_for_interrupt()
         return 0 if done else 1
 
 

@@ -57,17 +57,23 @@ def run_service(settings: Settings) -> int:
         return int(manager.returncode or 0)
 
 
+def _demo(settings: Settings, replies: int, followups: int, keep: bool) -> int:
+    from worker.cli.demo import run_demo
+
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    with redis_url_for(settings) as url:
+        return run_demo(url, replies=replies, followups=followups, keep=keep, admin_token=token)
+
+
 @click.command()
 @click.option("--replies", default=200, show_default=True, help="Demo: webhooks to send.")
 @click.option("--followups", default=60, show_default=True, help="Demo: due follow-ups.")
-def run(replies: int, followups: int) -> None:
+@click.option("--keep", is_flag=True, help="Demo: keep every process up after it, until Ctrl-C.")
+def run(replies: int, followups: int, keep: bool) -> None:
     """Run the service (LEADTERRA_API_KEY set) or the full sandbox demo (no key)."""
     settings = settings_or_exit()
     if settings.demo_mode:
-        from worker.cli.demo import run_demo
-
-        with redis_url_for(settings) as url:
-            sys.exit(run_demo(url, replies=replies, followups=followups))
+        sys.exit(_demo(settings, replies, followups, keep))
     if settings.intake == "webhooks":
         settings.require("leadterra_webhook_secret")
     sys.exit(run_service(settings))
@@ -76,10 +82,7 @@ def run(replies: int, followups: int) -> None:
 @click.command()
 @click.option("--replies", default=200, show_default=True, help="Webhooks to send.")
 @click.option("--followups", default=60, show_default=True, help="Due follow-ups to route.")
-def demo(replies: int, followups: int) -> None:
+@click.option("--keep", is_flag=True, help="Keep every process up after the summary, until Ctrl-C.")
+def demo(replies: int, followups: int, keep: bool) -> None:
     """Run the whole pipeline against the sandbox, with a progress bar and a summary."""
-    from worker.cli.demo import run_demo
-
-    settings = settings_or_exit()
-    with redis_url_for(settings) as url:
-        sys.exit(run_demo(url, replies=replies, followups=followups))
+    sys.exit(_demo(settings_or_exit(), replies, followups, keep))
