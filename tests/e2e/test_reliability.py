@@ -23,7 +23,11 @@ def run(name: str, tmp_path: Path) -> scenarios.Row:
 
 def test_the_global_rate_limit_holds_across_two_workers(tmp_path: Path) -> None:
     row = run("rate_limit", tmp_path)
-    assert row.checks["worst_window"] <= row.checks["allowed"]
+    # the stamps are the sandbox's arrival times: a call granted on time but delayed on a
+    # loaded machine can land in the next second beside the calls granted there (one such run
+    # counted 26 for 25). The limiter's own bound is tests/test_ratelimit.py's; this one fails
+    # on a limiter per worker (40/s) or none, and the drain time below holds the average rate
+    assert row.checks["worst_window"] <= row.checks["allowed"] + 1
     assert row.checks["drain_s"] >= 0.9 * row.checks["ideal_drain_s"]
     # a stalled limiter fails this; how close to the ideal it drains is scripts/reliability.py's
     # row, not a timed test (a loaded machine stretches it)
