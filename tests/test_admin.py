@@ -252,3 +252,8 @@ def test_a_token_guarded_admin_listener_on_all_addresses_serves_bearer_and_cooki
         [listening] = [e for e in web.events() if e.get("event") == "web.listening"]
         assert listening["admin_auth"] == "token"
         assert TOKEN not in web.text()
+
+
+def test_the_icon_a_browser_asks_for_is_an_empty_answer_even_unsigned(guarded) -> None:
+    answer = guarded.get("/favicon.ico")
+    assert answer.status_code == 204 and answer.content == b""

@@ -176,6 +176,11 @@ def _login_routes(settings: Settings, auth: AdminAuth) -> list[Route]:
     ]
 
 
+async def _no_icon(_: Request) -> Response:
+    """No icon, and no 404 in every browser console that opens the page."""
+    return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
+
+
 def create_admin_app(
     settings: Settings,
     *,
@@ -212,6 +217,7 @@ def create_admin_app(
     ]
     routes = [Route(path, _guard(auth, handler), methods=["GET"]) for path, handler in pages]
     routes += console_routes(reader, token, partial(_guard, auth))
+    routes.append(Route("/favicon.ico", _no_icon, methods=["GET"]))  # browsers ask, unsigned
     if not auth.open:
         routes += _login_routes(settings, auth)
     return Starlette(routes=routes, middleware=[Middleware(RequestContext)])
