@@ -4,7 +4,6 @@ read (deploy/prometheus/alerts.yml)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +12,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.prometheus import needs_promtool
 from tests.support.service import Service, start_service
 from tests.support.webhooks import post_interested
 from worker.deadline import wait_until
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        shutil.which("promtool") is None,
-        reason="promtool is not installed (Debian's `prometheus` package; .ci/run installs it)",
-    ),
+    needs_promtool,
 ]
 
 

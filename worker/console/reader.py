@@ -25,6 +25,7 @@ from worker.keys import Keys
 from worker.routing.policy import HoursBook, PolicySource
 from worker.routing.rotation import Rotation
 from worker.routing.workhours import WorkingHours
+from worker.runtime import redis_client
 from worker.sla.ledger import Ledger
 
 T = TypeVar("T")
@@ -32,15 +33,7 @@ T = TypeVar("T")
 
 def console_redis(settings: Settings) -> redis.Redis:
     """A small thread-safe pool for the panels (they run in Starlette's thread pool)."""
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=8,
-        timeout=5,
-        socket_connect_timeout=3,
-        socket_timeout=5,
-        health_check_interval=30,
-    )
-    return redis.Redis(connection_pool=pool)
+    return redis_client(settings, max_connections=8)
 
 
 @dataclass
