@@ -14,6 +14,7 @@ from typing import Any, Self, cast
 
 import httpx
 
+from leadterra_sandbox.client_drafts import DraftControls
 from leadterra_sandbox.clock import iso_ms
 
 __all__ = ["ControlError", "SandboxControl"]
@@ -43,7 +44,7 @@ def camel(arguments: Mapping[str, Any], /, **changed: Any) -> dict[str, Any]:
     return body
 
 
-class SandboxControl:
+class SandboxControl(DraftControls):
     """Drive a running sandbox through its control URL, e.g. `http://127.0.0.1:8091`."""
 
     def __init__(
@@ -172,6 +173,15 @@ class SandboxControl:
         """Change a thread's status as the SDR would in Leadterra's app; the thread after it."""
         answer = self._call("POST", f"/threads/{thread_id}/status", {"status": status})
         return dict(answer["thread"])
+
+    def prospect_replies(
+        self, thread_id: str, *, status: str = "replied", at: datetime | str | None = None
+    ) -> dict[str, Any]:
+        """A new inbound message on the thread: `lastMessageAt` moves on (to `at`, default
+        sandbox now) and the status becomes `status`; the thread after it."""
+        moment = iso_ms(at.timestamp()) if isinstance(at, datetime) else at
+        body = {"status": status, **({} if moment is None else {"at": moment})}
+        return dict(self._call("POST", f"/threads/{thread_id}/reply", body)["thread"])
 
     def seed_followups(
         self,

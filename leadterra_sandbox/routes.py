@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from leadterra_sandbox import actions
+from leadterra_sandbox import actions, draft_actions
 from leadterra_sandbox.errors import ApiError, invalid, not_found
 from leadterra_sandbox.records import CATEGORIES, THREAD_STATUSES
 from leadterra_sandbox.state import ORDERINGS, State
@@ -133,6 +133,14 @@ def gmail_status(ctx: Ctx) -> Any:
     return sdr.gmail_status()
 
 
+def generate_drafts(ctx: Ctx) -> Any:
+    return draft_actions.generate(ctx.state, ctx.sdr_id, ctx.body)
+
+
+def send_draft(ctx: Ctx) -> Any:
+    return draft_actions.send(ctx.state, ctx.sdr_id, ctx.param(), ctx.body)
+
+
 ROUTES: list[tuple[str, str, Endpoint]] = [
     ("GET", "/v1/sdrs", list_sdrs),
     ("GET", "/v1/replies", list_replies),
@@ -145,4 +153,6 @@ ROUTES: list[tuple[str, str, Endpoint]] = [
     ("POST", "/v1/sdr/threads/{id}/followup/schedule", schedule_followup),
     ("GET", "/v1/sdr/inbox", inbox),
     ("GET", "/v1/sdr/gmail/status", gmail_status),
+    ("POST", "/v1/sdr/drafts/generate", generate_drafts),
+    ("POST", "/v1/sdr/drafts/{id}/send", send_draft),
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
-from leadterra_sandbox import control_intake, control_threads
+from leadterra_sandbox import control_drafts, control_intake, control_threads
 from leadterra_sandbox.app import build_api_app
 from leadterra_sandbox.calls import CallLog
 from leadterra_sandbox.clock import Clock
@@ -97,6 +97,7 @@ class Sandbox:
         control = build_control_app(self)
         control.add_routes(control_intake.ROUTES)
         control.add_routes(control_threads.ROUTES)
+        control.add_routes(control_drafts.ROUTES)
         self._control_runner = web.AppRunner(control, access_log=None, keepalive_timeout=keepalive)
         await self._api_runner.setup()
         await self._control_runner.setup()

@@ -13,6 +13,7 @@ from collections.abc import Container
 from typing import Any
 
 from leadterra_sandbox.clock import Clock, iso_ms
+from leadterra_sandbox.drafts import Drafts
 from leadterra_sandbox.listing import Listing
 from leadterra_sandbox.records import FollowUp, Handoff, Reply, Sdr, Thread, WebhookReg
 
@@ -56,6 +57,7 @@ class State:
         self.followups: dict[str, FollowUp] = {}
         self.due_index: dict[str, list[tuple[float, str]]] = {}
         self.webhooks: list[WebhookReg] = []
+        self.drafts = Drafts()  # AI drafts, their sends and the guardrail fault
         self.listing = Listing()  # how GET /v1/replies answers (envelope, paging, timestamps)
         self._replies_newest: list[Reply] | None = None
         self._ids = itertools.count(1)
