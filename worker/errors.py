@@ -19,9 +19,11 @@
     │   └── PoisonMessage         a task payload that cannot be decoded
     ├── ConfigError               a setting is missing or invalid; the process stops at start
     │   └── RosterError           the roster file is unreadable or invalid; names line and field
-    └── RejectedDelivery          a webhook the receiver turns away with a 4xx; nothing is enqueued
+    └── RejectedDelivery          a request web turns away with a 4xx; nothing is enqueued or done
         ├── Malformed             not JSON (400) or not the envelope's shape (422)
-        └── TooLarge              the body passes MAX_BODY_BYTES (413)
+        ├── TooLarge              the body passes MAX_BODY_BYTES (413)
+        ├── LinkRefused           a one-click link forged, altered or expired (403)
+        └── SlackRefused          a Slack action without a valid v0 signature (401)
 
 Errors carry their context (status, endpoint, the API's error code) as attributes. They never
 carry a key, a secret, a signature or a reply's text.
@@ -171,7 +173,8 @@ class RosterError(ConfigError):
 
 
 class RejectedDelivery(ServiceError):
-    """Raised when the receiver turns a webhook delivery away; `status` is the 4xx it answers."""
+    """Raised when web turns a request away (a webhook, a link, a Slack action); `status` is the
+    4xx it answers."""
 
     status: int
 
@@ -188,3 +191,21 @@ class TooLarge(RejectedDelivery):
 
     def __init__(self, message: str = "body too large", status: int = 413) -> None:
         super().__init__(message, status)
+
+
+class LinkRefused(RejectedDelivery):
+    """Raised when an action link is missing a field, malformed, forged or altered, or expired;
+    `reason` is one of "missing", "malformed", "signature", "expired". Answered with 403."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, 403)
+        self.reason = reason
+
+
+class SlackRefused(RejectedDelivery):
+    """Raised when a request claiming to be Slack's fails verification; `reason` is one of
+    "missing", "malformed", "stale", "signature". Answered with 401."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, 401)
+        self.reason = reason
