@@ -49,16 +49,8 @@ def undo(service: Service) -> Iterator[None]:
 
 def own(service: Service, prefix: str, interested: set[str]) -> dict[str, int]:
     """Handoffs among one test's replies: assigned, duplicates, lost, stray (not interested)."""
-    per_reply: dict[str, int] = {}
-    for handoff in service.handoffs():
-        if handoff["replyId"].startswith(prefix):
-            per_reply[handoff["replyId"]] = per_reply.get(handoff["replyId"], 0) + 1
-    return {
-        "assigned": sum(1 for r in interested if per_reply.get(r)),
-        "duplicates": sum(n - 1 for n in per_reply.values() if n > 1),
-        "lost": sum(1 for r in interested if not per_reply.get(r)),
-        "stray": sum(1 for r in per_reply if r not in interested),
-    }
+    counts = service.tally(interested, prefix=prefix)
+    return {k: counts[k] for k in ("assigned", "duplicates", "lost", "stray")}
 
 
 def sweeps(service: Service) -> list[dict[str, Any]]:

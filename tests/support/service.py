@@ -93,11 +93,13 @@ class Service:
         """The processes of one Procfile type started so far, oldest first."""
         return [child for child in self.children if child.name == name]
 
-    def tally(self, interested: set[str]) -> dict[str, int]:
-        """Assigned, duplicates and lost among `interested`, from the sandbox's handoffs."""
+    def tally(self, interested: set[str], prefix: str = "") -> dict[str, int]:
+        """Assigned, duplicates and lost among `interested`, and stray (handed off, not in it),
+        from the sandbox's handoffs of the replies whose id starts with `prefix`."""
         per_reply: dict[str, int] = {}
         for handoff in self.handoffs():
-            per_reply[handoff["replyId"]] = per_reply.get(handoff["replyId"], 0) + 1
+            if handoff["replyId"].startswith(prefix):
+                per_reply[handoff["replyId"]] = per_reply.get(handoff["replyId"], 0) + 1
         return {
             "assigned": sum(1 for r in interested if per_reply.get(r)),
             "duplicates": sum(n - 1 for n in per_reply.values() if n > 1),
