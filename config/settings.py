@@ -13,6 +13,7 @@ import json
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -24,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from worker.errors import ConfigError as ConfigError  # defined in the error tree; exported here
+from worker.sla.notes import is_slack_user_id
 
 PLACEHOLDERS = frozenset(
     {"changeme", "change-me", "secret", "sk_live_your_key", "your_key", "xxx", "todo", "<secret>"}
@@ -172,6 +174,17 @@ class Settings(BaseSettings):
     sla_escalation_webhook_url: str | None = None
     sla_escalation_slack_webhook_url: SecretStr | None = None
 
+    # Drafts on due follow-ups, sent in one click (docs/drafts.md); off until FOLLOWUP_DRAFTS
+    followup_drafts: bool = False
+    followup_draft_instructions: str | None = Field(None, max_length=2000)
+    followup_draft_timeout_seconds: float = Field(30.0, gt=0, le=600, allow_inf_nan=False)
+    followup_drafts_daily_cap: int = Field(200, ge=0)
+    public_base_url: str | None = None
+    action_secret: SecretStr | None = None
+    action_link_ttl_hours: float = Field(24.0, gt=0, le=30 * 24, allow_inf_nan=False)
+    slack_signing_secret: SecretStr | None = None
+    slack_admin_user_ids: CsvList = ()
+
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -181,6 +194,7 @@ class Settings(BaseSettings):
     @field_validator(
         "positive_classifications",
         "followup_terminal_statuses",
+        "slack_admin_user_ids",
         "free_mail_domains",
         mode="before",
     )
@@ -304,9 +318,60 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        plain = not (parts.query or parts.fragment)
+        if parts.scheme not in ("http", "https") or not parts.netloc or not plain:
+            raise ValueError("must be an absolute http(s) URL without query or fragment")
+        return value.strip().rstrip("/")
+
+    @field_validator("action_secret")
+    @classmethod
+    def _action_secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (it signs send links)")
+        return value
+
+    @field_validator("slack_admin_user_ids")
+    @classmethod
+    def _slack_users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        wrong = [user for user in value if not is_slack_user_id(user)]
+        if wrong:
+            raise ValueError("each must be a Slack user id (U or W, then capitals or digits)")
+        return value
+
+    @model_validator(mode="after")
+    def _draft_rules(self) -> Settings:
+        """Drafts need the links' public URL and secret, and a generate that ends inside a task
+        run (`max_task_seconds`, the task-deadline rule)."""
+        if not self.followup_drafts:
+            return self
+        missing = [
+            name.upper() for name in ("public_base_url", "action_secret") if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(f"FOLLOWUP_DRAFTS=true needs {' and '.join(missing)}")
+        if self.followup_draft_timeout_seconds >= self.max_task_seconds:
+            raise ValueError(
+                f"FOLLOWUP_DRAFT_TIMEOUT_SECONDS ({self.followup_draft_timeout_seconds:g} s) must "
+                f"be below a task run's deadline ({self.max_task_seconds:g} s, "
+                "0.3 x VISIBILITY_TIMEOUT)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _no_placeholders(self) -> Settings:
-        for name in ("leadterra_api_key", "leadterra_webhook_secret", "followup_webhook_secret"):
+        for name in (
+            "leadterra_api_key",
+            "leadterra_webhook_secret",
+            "followup_webhook_secret",
+            "action_secret",
+            "slack_signing_secret",
+        ):
             secret = getattr(self, name)
             if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDERS:
                 raise ValueError(f"{name.upper()} still holds a placeholder value")

@@ -14,6 +14,7 @@
     │   ├── Conflict              409 outside assign (a follow-up no longer pending)
     │   ├── IcpRejected           400 with icpFailed: a business outcome, recorded
     │   ├── InvalidRequest        other 400 and 422, and any other 4xx
+    │   │   └── GuardrailBlocked  a draft send's 422 from the quality guardrails; carries them
     │   ├── UnexpectedAnswer      a 2xx whose JSON is not the documented shape
     │   ├── UnsendableRequest     a request HTTP cannot carry (a URL, a header value, a scheme)
     │   └── PoisonMessage         a task payload that cannot be decoded
@@ -148,6 +149,25 @@ class IcpRejected(PermanentError):
 class InvalidRequest(PermanentError):
     """Raised when an answer is another 400, a 422 or any 4xx not named above, or a
     notification names an unknown destination."""
+
+
+class GuardrailBlocked(InvalidRequest):
+    """Raised when a draft send is answered 422 by Leadterra's quality guardrails; `issues`
+    (text from Leadterra: render it escaped) and `scores` say why. The follow-up stays pending."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        issues: list[str] | None = None,
+        scores: dict[str, float] | None = None,
+        status: int | None = 422,
+        endpoint: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, endpoint=endpoint, code=code)
+        self.issues = issues or []
+        self.scores = scores or {}
 
 
 class UnexpectedAnswer(PermanentError):

@@ -149,6 +149,35 @@ class Keys:
     def followup_claim(self, followup_id: str, due_at: str) -> str:
         return self._k("followups", "claim", followup_id, due_at)
 
+    # drafts on due follow-ups and their one-click send (worker/drafts/)
+    def draft_of(self, followup_id: str, due_at: str) -> str:
+        """The id of the draft generated for a follow-up at one due time: one per pair."""
+        return self._k("drafts", "of", followup_id, due_at)
+
+    def draft(self, draft_id: str) -> str:
+        """A draft's record by its id (what a send link names)."""
+        return self._k("drafts", "record", draft_id)
+
+    def draft_generating(self, followup_id: str, due_at: str) -> str:
+        """Held while one task generates that draft, so a redelivered copy waits, not spends."""
+        return self._k("drafts", "generating", followup_id, due_at)
+
+    def draft_send(self, draft_id: str) -> str:
+        """A draft's send: claimed, sent, unknown (never sent again) or why it was refused."""
+        return self._k("drafts", "send", draft_id)
+
+    def followup_sent(self, followup_id: str) -> str:
+        """Set once a follow-up's draft was sent: a later poll completes it, never notifies."""
+        return self._k("drafts", "followup_sent", followup_id)
+
+    def drafts_daily(self, day: str) -> str:
+        """Drafts generated on a UTC day (`YYYY-MM-DD`), against FOLLOWUP_DRAFTS_DAILY_CAP."""
+        return self._k("drafts", "daily", day)
+
+    def slack_replay(self, token: str) -> str:
+        """One Slack request seen (worker/oneclick/slack_auth.py's `replay_key`)."""
+        return self.prefix + token
+
     # the second path: the reconcile sweep (worker/intake/)
     @property
     def reconcile_lock(self) -> str:

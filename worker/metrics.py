@@ -65,6 +65,13 @@ class Metrics:
             registry=r,
         )
         self._sla(r)
+        self.drafts = Counter(
+            "leadrouter_drafts",
+            "Drafts on due follow-ups by event: generated, sent, blocked, stale, unknown_outcome, "
+            "link_refused, and why none was made (failed, capped).",
+            ["event"],
+            registry=r,
+        )
         self.calls = Counter(
             "leadrouter_leadterra_calls",
             "Calls to Leadterra by endpoint and status.",

@@ -151,7 +151,32 @@ def raise_for_status(response: httpx.Response, endpoint: str) -> httpx.Response:
         raise errors.Conflict(where, **context)
     if status == 400 and _find(body, "icpFailed") is True:
         raise errors.IcpRejected(where, **context)
+    guardrails = _find(body, "guardrails")
+    if status == 422 and (code == "guardrail_blocked" or isinstance(guardrails, dict)):
+        issues, scores = guardrail_report(guardrails)
+        raise errors.GuardrailBlocked(where, issues=issues, scores=scores, **context)
     raise errors.InvalidRequest(where, **context)
+
+
+def guardrail_report(guardrails: Any) -> tuple[list[str], dict[str, float]]:
+    """The guardrails' issues as short texts (an issue may be a string or an object with a
+    `message`) and their numeric scores, whatever else the object holds."""
+    found = guardrails if isinstance(guardrails, dict) else {}
+    raw = found.get("issues")
+    issues = []
+    for issue in raw if isinstance(raw, list) else []:
+        if isinstance(issue, dict):
+            issue = issue.get("message") or issue.get("code") or issue.get("type")
+        text = _scalar(issue)[:MAX_ERROR_TEXT]
+        if text:
+            issues.append(text)
+    scores = found.get("scores")
+    numbers = {
+        str(name)[:40]: float(value)
+        for name, value in (scores.items() if isinstance(scores, dict) else [])
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    return issues[:20], numbers
 
 
 def failure(exc: Exception, endpoint: str, encoding: str | None = None) -> errors.ServiceError:

@@ -36,11 +36,13 @@ from worker.leadterra.answers import (
 )
 from worker.leadterra.models import (
     AssignResult,
+    Draft,
     FollowUp,
     GmailStatus,
     InboxPage,
     RepliesPage,
     Sdr,
+    SentDraft,
     Thread,
     Webhook,
     iso_ms,
@@ -180,7 +182,10 @@ class LeadterraClient:
         *,
         json: Any = None,
         params: Any = None,
+        seconds: float | None = None,
     ) -> Any:
+        """One call; `seconds`, when given, is its deadline and read timeout instead of the
+        client's (still cut by the task's deadline)."""
         headers = {"Authorization": self._authorization()}
         budget.check(endpoint)
         if self._observer:
@@ -189,7 +194,14 @@ class LeadterraClient:
         answer = _Answer()
         try:
             response = self._exchange(
-                method, path, endpoint, answer, json=json, params=params, headers=headers
+                method,
+                path,
+                endpoint,
+                answer,
+                seconds or self._call_seconds,
+                json=json,
+                params=params,
+                headers=headers,
             )
             raise_for_status(response, endpoint)
             return parse_body(response, endpoint)
@@ -209,26 +221,35 @@ class LeadterraClient:
         return f"Bearer {key}"
 
     def _exchange(
-        self, method: str, path: str, endpoint: str, answer: _Answer, **options: Any
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        answer: _Answer,
+        seconds: float | None,
+        **options: Any,
     ) -> httpx.Response:
-        """Send the request and read the whole answer by the call's deadline, with every httpx
-        failure mapped onto the error tree (worker/leadterra/answers.py)."""
+        """Send the request and read the whole answer by the call's deadline (`seconds`), with
+        every httpx failure mapped onto the error tree (worker/leadterra/answers.py)."""
         try:
-            with budget.deadline_in(self._call_seconds or float("inf")) as until:
-                return self._send(method, path, answer, **options)
+            with budget.deadline_in(seconds or float("inf")) as until:
+                return self._send(method, path, answer, seconds, **options)
         except FAILURES as exc:
             answer.status = status_label(exc)
             mapped = failure(exc, endpoint, answer.encoding)
         if answer.status == "timeout" and time.monotonic() >= until:
             budget.check(endpoint)  # the task's own deadline cut the call: OutOfTime
             mapped = errors.TransportFailure(
-                f"{endpoint}: no whole answer within its deadline ({self._call_seconds:g} s)",
+                f"{endpoint}: no whole answer within its deadline ({seconds:g} s)",
                 endpoint=endpoint,
             )
         raise mapped
 
-    def _send(self, method: str, path: str, answer: _Answer, **options: Any) -> httpx.Response:
-        request = self._http.build_request(method, path, timeout=self._timeouts(), **options)
+    def _send(
+        self, method: str, path: str, answer: _Answer, seconds: float | None, **options: Any
+    ) -> httpx.Response:
+        timeouts = self._timeouts(None if seconds == self._call_seconds else seconds)
+        request = self._http.build_request(method, path, timeout=timeouts, **options)
         response = self._http.send(request, stream=True)
         try:
             answer.status = str(response.status_code)
@@ -240,9 +261,12 @@ class LeadterraClient:
             response.close()
         return response
 
-    def _timeouts(self) -> httpx.Timeout:
-        """The client's timeouts, each cut to what is left of the deadline in force."""
+    def _timeouts(self, read: float | None = None) -> httpx.Timeout:
+        """The client's timeouts (`read` instead of its read timeout, when given), each cut to
+        what is left of the deadline in force."""
         base = self._http.timeout
+        if read is not None:
+            base = httpx.Timeout(connect=base.connect, read=read, write=base.write, pool=base.pool)
 
         def cut(seconds: float | None) -> float | None:
             capped = budget.cap(seconds)
@@ -335,6 +359,37 @@ class LeadterraClient:
         path = f"/v1/sdr/threads/{_seg(thread_id)}/followup/schedule"
         body = {"dueAt": iso_ms(due_at)} if due_at else {}
         self._call("POST", path, "POST /v1/sdr/threads/{id}/followup/schedule", json=body)
+
+    def generate_draft(
+        self, thread_id: str, *, instructions: str | None = None, seconds: float | None = None
+    ) -> Draft:
+        """One draft for the thread (`variantCount: 1`) with its confidence; `seconds` replaces
+        the call's deadline and read timeout (generation runs several models)."""
+        endpoint = "POST /v1/sdr/drafts/generate"
+        body: dict[str, Any] = {"threadId": thread_id, "variantCount": 1}
+        if instructions:
+            body["instructions"] = instructions
+        data = unwrap_object(
+            self._call("POST", "/v1/sdr/drafts/generate", endpoint, json=body, seconds=seconds)
+        )
+        drafts = data.get("drafts")
+        if not isinstance(drafts, list) or not drafts:
+            raise errors.UnexpectedAnswer(f"{endpoint}: a 2xx without drafts", endpoint=endpoint)
+        draft = _model(Draft, drafts[0], endpoint)
+        insights = data.get("insights")
+        for insight in insights if isinstance(insights, list) else []:
+            if isinstance(insight, dict) and insight.get("draftId") == draft.id:
+                confidence = insight.get("confidence")
+                if isinstance(confidence, int | float) and not isinstance(confidence, bool):
+                    draft.confidence = float(confidence)
+        return draft
+
+    def send_draft(self, draft_id: str) -> SentDraft:
+        """Send the draft as it is through the SDR's Gmail; GuardrailBlocked on the guardrails'
+        422, Conflict when it was already sent."""
+        endpoint = "POST /v1/sdr/drafts/{id}/send"
+        data = self._call("POST", f"/v1/sdr/drafts/{_seg(draft_id)}/send", endpoint, json={})
+        return _model(SentDraft, unwrap_object(data), endpoint)
 
     def inbox(
         self,

@@ -96,6 +96,20 @@ class Webhook(ApiModel):
     created_at: UtcDatetime | None = None
 
 
+class Draft(ApiModel):
+    """A generated reply draft, with its insight's `confidence` (None when none was given)."""
+
+    id: str
+    subject: str | None = None
+    body_text: str | None = None
+    body_html: str | None = None
+    confidence: float | None = None
+
+
+class SentDraft(ApiModel):
+    message_id: str | None = None
+
+
 def _lenient_utc(value: Any) -> Any:
     """An unreadable `receivedAt` becomes None (the reply is still a reply), not an error."""
     if value is None or isinstance(value, datetime):
