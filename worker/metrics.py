@@ -65,13 +65,6 @@ class Metrics:
             registry=r,
         )
         self._sla(r)
-        self.drafts = Counter(
-            "leadrouter_drafts",
-            "Drafts on due follow-ups by event: generated, sent, blocked, stale, unknown_outcome, "
-            "link_refused, and why none was made (failed, capped).",
-            ["event"],
-            registry=r,
-        )
         self.calls = Counter(
             "leadrouter_leadterra_calls",
             "Calls to Leadterra by endpoint and status.",
@@ -107,7 +100,7 @@ class Metrics:
     # -- per-call observer (LeadterraClient's CallObserver, minus the gate) -------------------
 
     def _sla(self, r: CollectorRegistry) -> None:
-        """The SLA watch's (worker/sla/watch.py)."""
+        """The SLA watch's (worker/sla/watch.py), and the drafts' (worker/drafts/)."""
         self.sla_breaches = Counter(
             "leadrouter_sla_breaches",
             "Handoffs whose SDR did not act within SLA_MINUTES, by SLA_ACTION.",
@@ -118,6 +111,13 @@ class Metrics:
             "leadrouter_reroutes",
             "SLA re-routes by outcome (rerouted, or why the reply was escalated instead).",
             ["outcome"],
+            registry=r,
+        )
+        self.drafts = Counter(
+            "leadrouter_drafts",
+            "Drafts on due follow-ups by event: generated, sent, blocked, stale, unknown_outcome, "
+            "link_refused, and why none was made (failed, capped).",
+            ["event"],
             registry=r,
         )
         self.time_to_action = Histogram(
