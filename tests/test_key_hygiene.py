@@ -135,15 +135,15 @@ def test_printable_ascii_with_punctuation_is_accepted(secret: str) -> None:
 
 def test_a_secret_field_added_later_is_checked_and_scrubbed_without_being_listed() -> None:
     class Later(Settings):
-        action_secret: SecretStr | None = None
+        later_token: SecretStr | None = None
         sentinel_passwords: dict[str, SecretStr] = {}
 
     with pytest.raises(ValidationError) as caught:
-        Later(_env_file=None, action_secret=HEAD + "\u200b")  # type: ignore[call-arg]
+        Later(_env_file=None, later_token=HEAD + "\u200b")  # type: ignore[call-arg]
     assert "contains a whitespace, control or invisible character (U+200B)" in str(caught.value)
     with pytest.raises(ValidationError):
         Later(_env_file=None, sentinel_passwords={"a": HEAD + " "})  # type: ignore[call-arg]
-    later = Later(_env_file=None, action_secret=HEAD, sentinel_passwords={"a": TAIL})  # type: ignore[call-arg]
+    later = Later(_env_file=None, later_token=HEAD, sentinel_passwords={"a": TAIL})  # type: ignore[call-arg]
     assert {HEAD, TAIL} <= set(later.secret_values())
 
 
