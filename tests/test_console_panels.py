@@ -381,13 +381,22 @@ def test_followups_are_today_per_sdr_with_the_due_sum(fake_redis, reader, monkey
             counters.count_followup(fake_redis, KEYS, sdr, decision)
     panel = followups_panel(reader)
     assert panel["sdrs"] == [
-        {"sdr": "-", "routed": 1, "skipped": 0, "rescheduled": 0, "already_closed": 0, "due": 1},
+        {
+            "sdr": "-",
+            "routed": 1,
+            "skipped": 0,
+            "rescheduled": 0,
+            "already_closed": 0,
+            "completed": 0,
+            "due": 1,
+        },
         {
             "sdr": "sdr_1",
             "routed": 3,
             "skipped": 1,
             "rescheduled": 0,
             "already_closed": 0,
+            "completed": 0,
             "due": 4,
         },
         {
@@ -396,6 +405,7 @@ def test_followups_are_today_per_sdr_with_the_due_sum(fake_redis, reader, monkey
             "skipped": 0,
             "rescheduled": 2,
             "already_closed": 1,
+            "completed": 0,
             "due": 3,
         },
     ]
@@ -405,6 +415,7 @@ def test_followups_are_today_per_sdr_with_the_due_sum(fake_redis, reader, monkey
         "skipped": 1,
         "rescheduled": 2,
         "already_closed": 1,
+        "completed": 0,
     }
 
 

@@ -782,3 +782,105 @@ def test_a_followup_due_off_hours_but_routed_during_hours_is_notified_now(
     assert [c.body for c in fake.calls] == []  # today: reschedule to 2030-06-04T07:00:00.000Z
     assert decision == "routed"
     assert len(notify.calls) == 1
+
+
+# -- route: drafts and one-click sends ---------------------------------------------------------
+
+GENERATE = "/v1/sdr/drafts/generate"
+DRAFTS = {
+    "followup_drafts": True,
+    "public_base_url": "https://leadrouter.example.test",
+    "action_secret": "action-secret-0123456789-abcdefghij",
+    "followup_draft_timeout_seconds": 5,
+}
+
+
+def generated(request: httpx.Request) -> httpx.Response:
+    draft = {"id": "draft_1", "subject": "Re: thr_1", "bodyText": "Still keen?"}
+    insight = {"draftId": "draft_1", "confidence": 0.9}
+    return httpx.Response(200, json={"data": {"drafts": [draft], "insights": [insight]}})
+
+
+def test_with_drafts_on_every_destination_gets_the_draft(make_rt, fake: FakeLeadterra) -> None:
+    rt = make_rt(**DRAFTS)
+    fake.answers[GENERATE] = generated
+    note, notify = make_note(), Notify()
+    with capture_logs() as logs:
+        decision = route(rt, note, rt.working_hours, notify, ["webhook", "slack"])
+    assert decision == "routed"
+    [(_, sent), (_, also)] = notify.calls
+    assert sent is also and "draft" not in note  # the caller's note is left as it was
+    assert sent == {**note, "draft": sent["draft"]}
+    assert sent["draft"]["id"] == "draft_1" and sent["draft"]["confidence"] == 0.9
+    assert sent["draft"]["sendUrl"].startswith("https://leadrouter.example.test/actions/send?")
+    [call] = fake.calls
+    assert (call.path, call.authorization) == (GENERATE, "Bearer sk_sdr_one_123")
+    [routed] = events(logs, "followup.routed")
+    assert routed["draft_id"] == "draft_1" and routed["duration_ms"] >= 0
+
+
+def test_a_rerouted_followup_reuses_its_draft(make_rt, fake: FakeLeadterra) -> None:
+    rt = make_rt(**DRAFTS)
+    fake.answers[GENERATE] = generated
+    first, second = Notify(), Notify()
+    route(rt, make_note(), rt.working_hours, first, ["webhook"])
+    route(rt, make_note(), rt.working_hours, second, ["webhook"])
+    assert first.calls[0][1]["draft"] == second.calls[0][1]["draft"]
+    assert len(fake.to(GENERATE)) == 1
+
+
+def test_a_failed_draft_still_notifies_without_one(make_rt, fake: FakeLeadterra) -> None:
+    rt = make_rt(**DRAFTS)
+    fake.answers[GENERATE] = httpx.Response(503)
+    notify = Notify()
+    with capture_logs() as logs:
+        decision = route(rt, make_note(), rt.working_hours, notify, ["webhook"])
+    assert decision == "routed"
+    assert notify.calls == [("webhook", make_note())]
+    assert events(logs, "draft.failed")[0]["followup_id"] == "fu_1"
+    assert events(logs, "followup.routed")[0]["draft_id"] is None
+
+
+def test_no_draft_is_generated_for_the_log_alone(make_rt, fake: FakeLeadterra) -> None:
+    rt = make_rt(**DRAFTS)
+    fake.answers[GENERATE] = generated
+    assert route(rt, make_note(), rt.working_hours, Notify(), []) == "routed"
+    assert fake.calls == []
+
+
+def test_no_draft_for_a_skipped_or_rescheduled_followup(make_rt, fake: FakeLeadterra) -> None:
+    rt = make_rt(**DRAFTS, working_hours={"sdr_1": PARIS})
+    fake.answers[GENERATE] = generated
+    route(rt, make_note("won"), rt.working_hours, Notify(), ["webhook"])
+    route(rt, make_note(due=SATURDAY), rt.working_hours, Notify(), ["webhook"])
+    assert fake.to(GENERATE) == []
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [(None, "completed"), (409, "not_pending")])
+def test_a_followup_whose_draft_was_sent_is_completed_not_notified(
+    rt: Runtime, fake: FakeLeadterra, fake_redis, answer: int | None, outcome: str
+) -> None:
+    fake_redis.set(rt.keys.followup_sent("fu_1"), "draft_1")
+    if answer:
+        fake.answers[("sdr_1", "/v1/sdr/followups/fu_1/complete")] = httpx.Response(answer)
+    notify = Notify()
+    with capture_logs() as logs:
+        decision = route(rt, make_note("won"), rt.working_hours, notify, ["webhook"])
+    assert decision == "completed"
+    assert notify.calls == []
+    [call] = fake.calls
+    assert (call.method, call.path) == ("POST", "/v1/sdr/followups/fu_1/complete")
+    assert call.authorization == "Bearer sk_sdr_one_123"
+    [done] = events(logs, "followup.completed_after_send")
+    assert (done["followup_id"], done["outcome"]) == ("fu_1", outcome)
+    assert decisions(rt, "completed") == 1
+
+
+def test_a_failing_complete_after_send_propagates(rt: Runtime, fake: FakeLeadterra) -> None:
+    rt.redis.set(rt.keys.followup_sent("fu_1"), "draft_1")
+    fake.answers[("sdr_1", "/v1/sdr/followups/fu_1/complete")] = httpx.Response(503)
+    notify = Notify()
+    with pytest.raises(errors.ServerError):
+        route(rt, make_note(), rt.working_hours, notify, ["webhook"])
+    assert notify.calls == []
+    assert decisions(rt, "completed") == 0

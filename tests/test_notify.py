@@ -18,10 +18,23 @@ import pytest
 from config.settings import Settings
 from tests.conftest import make_settings
 from worker import errors
-from worker.followups.notify import DELIVERY_HEADER, Notifier, delivery_id, slack_body, webhook_body
+from worker.followups.notify import (
+    DELIVERY_HEADER,
+    Notifier,
+    delivery_id,
+    log_fields,
+    webhook_body,
+)
 from worker.followups.poll import note_for
+from worker.followups.slack_blocks import (
+    MAX_SLACK_DRAFT,
+    draft_outcome_message,
+    slack_body,
+    slack_paragraphs,
+)
 from worker.leadterra.client import USER_AGENT
 from worker.leadterra.models import FollowUp, Thread
+from worker.oneclick.links import sign_link
 
 WEBHOOK_URL = "https://hooks.example.test/leadrouter/followups"
 WEBHOOK_PATH = "/leadrouter/followups"
@@ -426,3 +439,198 @@ def test_no_secret_appears_in_a_delivery_error(
     # a traceback never prints the httpx error, whose request holds the URL
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None or caught.value.__suppress_context__
+
+
+# -- drafts -----------------------------------------------------------------------------------
+
+SEND_URL = sign_link(
+    "action-secret-0123456789-abcdefghij",
+    draft_id="draft_1",
+    followup_id="fu_1",
+    sdr_id="sdr_1",
+    expires_at=2_000_000_000,
+    base_url="https://leadrouter.example.test",
+)
+DRAFT = {
+    "id": "draft_1",
+    "subject": "Re: pricing for 40 seats",
+    "confidence": 0.85,
+    "bodyText": "Hi Ada,\n\nDid the numbers work for you?\n\nBest, Sam",
+    "sendUrl": SEND_URL,
+}
+DRAFT_LABELS = {"*Draft subject*", "*Confidence*"}
+
+
+def draft_note(**draft: Any) -> dict[str, Any]:
+    return {**make_note(), "draft": {**DRAFT, **draft}}
+
+
+def actions(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [block for block in message["blocks"] if block["type"] == "actions"]
+
+
+def assert_draft_inert(message: dict[str, Any]) -> None:
+    """As `assert_inert`, with the draft's labels among ours."""
+    labels = {"*Contact*", "*Subject*", "*Category*", "*Priority*", "*Due*", "*SDR*"}
+    for kind, text in texts(message):
+        assert "<" not in text and ">" not in text, text
+        assert re.fullmatch(r"([^&]|&amp;|&lt;|&gt;)*", text, re.DOTALL), text
+        if kind == "mrkdwn":
+            assert text in labels | DRAFT_LABELS
+    assert message["mrkdwn"] is False
+
+
+def test_the_webhook_carries_the_draft_with_its_send_url(
+    notifier: Notifier, receiver: Receiver
+) -> None:
+    notifier.deliver("webhook", draft_note())
+    [request] = receiver.requests
+    body = json.loads(request.content)
+    assert body["draft"] == DRAFT
+    assert body["draft"]["sendUrl"] == SEND_URL
+    assert body["followup"]["id"] == "fu_1"
+
+
+def test_the_webhook_has_no_draft_key_without_a_draft() -> None:
+    assert "draft" not in webhook_body(make_note())
+
+
+def test_slack_shows_the_draft_subject_confidence_and_body() -> None:
+    message = slack_body(draft_note())
+    blocks = message["blocks"]
+    shown = {b["fields"][0]["text"]: b["fields"][1]["text"] for b in blocks if "fields" in b}
+    assert shown["*Draft subject*"] == "Re: pricing for 40 seats"
+    assert shown["*Confidence*"] == "85%"
+    [body] = [b for b in blocks if b["type"] == "section" and "text" in b]
+    assert body["text"] == {
+        "type": "plain_text",
+        "text": "Hi Ada,\n\nDid the numbers work for you?\n\nBest, Sam",
+        "emoji": False,
+    }
+    assert message["text"].endswith(", draft ready")
+    assert_draft_inert(message)
+
+
+def test_slack_offers_send_skip_and_snooze_when_it_can_verify_clicks() -> None:
+    [block] = actions(slack_body(draft_note(), interactive=True))
+    assert block["block_id"] == "leadrouter_draft"
+    send, skip, snooze = block["elements"]
+    assert [b["action_id"] for b in (send, skip, snooze)] == [
+        "leadrouter_send",
+        "leadrouter_skip",
+        "leadrouter_snooze",
+    ]
+    assert [b["text"]["text"] for b in (send, skip, snooze)] == ["Send", "Skip", "Snooze 1 day"]
+    query = SEND_URL.split("?", 1)[1]
+    assert query.startswith("d=draft_1&f=fu_1&s=sdr_1&e=2000000000&sig=")
+    assert all(b["value"] == query for b in (send, skip, snooze))
+    assert all("url" not in b for b in (send, skip, snooze))
+    assert send["style"] == "primary" and "style" not in skip and "style" not in snooze
+    assert set(send["confirm"]) == {"title", "text", "confirm", "deny"}
+    assert "confirm" not in skip and "confirm" not in snooze
+
+
+def test_slack_offers_one_link_button_without_a_signing_secret() -> None:
+    [block] = actions(slack_body(draft_note()))
+    [button] = block["elements"]
+    assert button["action_id"] == "leadrouter_open"
+    assert button["text"]["text"] == "Review and send"
+    assert button["url"] == SEND_URL
+    assert "value" not in button
+
+
+BUTTONS = ["leadrouter_send", "leadrouter_skip", "leadrouter_snooze"]
+
+
+@pytest.mark.parametrize(
+    ("signing", "action_ids"),
+    [("slack-signing-secret-0123456789", BUTTONS), (None, ["leadrouter_open"])],
+)
+def test_the_notifier_picks_the_buttons_by_the_signing_secret(
+    receiver: Receiver, signing: str | None, action_ids: list[str]
+) -> None:
+    settings = make_settings(slack_webhook_url=SLACK_URL, slack_signing_secret=signing)
+    notifier = notifier_for(settings, receiver)
+    notifier.deliver("slack", draft_note())
+    notifier.close()
+    [request] = receiver.requests
+    [block] = actions(json.loads(request.content))
+    assert [b["action_id"] for b in block["elements"]] == action_ids
+
+
+def test_a_message_without_a_draft_has_no_buttons() -> None:
+    assert actions(slack_body(make_note(), interactive=True)) == []
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "", f"{SEND_URL}&pad={'x' * 3000}"])
+def test_a_send_url_slack_cannot_take_gets_no_button(url: str) -> None:
+    message = slack_body(draft_note(sendUrl=url), interactive=True)
+    assert actions(message) == []
+    assert any(b.get("text", {}).get("text", "").startswith("Hi Ada") for b in message["blocks"])
+
+
+def test_a_query_too_long_for_a_button_value_falls_back_to_the_link() -> None:
+    url = f"{SEND_URL}&pad={'x' * 2100}"
+    [block] = actions(slack_body(draft_note(sendUrl=url), interactive=True))
+    assert [b["action_id"] for b in block["elements"]] == ["leadrouter_open"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+@pytest.mark.parametrize("where", ["subject", "bodyText", "confidence"])
+def test_hostile_draft_text_is_escaped_and_plain(hostile: str, where: str) -> None:
+    for interactive in (False, True):
+        message = slack_body(draft_note(**{where: hostile}), interactive=interactive)
+        assert_draft_inert(message)
+
+
+def test_a_channel_mention_in_the_draft_body_pings_nobody(
+    notifier: Notifier, receiver: Receiver
+) -> None:
+    notifier.deliver("slack", draft_note(bodyText="<!channel> please <@U024BE7LH>"))
+    [request] = receiver.requests
+    assert b"<!channel>" not in request.content and b"<@U" not in request.content
+    assert_draft_inert(json.loads(request.content))
+
+
+def test_the_draft_body_keeps_paragraphs_drops_control_characters_and_is_bounded() -> None:
+    shown = slack_paragraphs("Hi\r\n\n\n\n\x1b[31m  Ada\t\x00!\n" + "y" * 5000)
+    assert shown.startswith("Hi\n\n[31m Ada !\nyyy")
+    assert len(shown) == MAX_SLACK_DRAFT and shown.endswith("\u2026")
+
+
+@pytest.mark.parametrize("offset", range(6))
+def test_a_long_body_is_cut_by_its_escaped_length_never_inside_an_entity(offset: int) -> None:
+    shown = slack_paragraphs("a" * offset + "<&>" * 2000)
+    assert len(shown) <= MAX_SLACK_DRAFT and shown.endswith("\u2026")
+    assert re.fullmatch(r"a*(&amp;|&lt;|&gt;)*\u2026", shown), shown[-12:]
+
+
+def test_an_empty_draft_body_shows_a_dash() -> None:
+    assert slack_paragraphs(" \n\n ") == "-"
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0.85, "85%"), (1, "100%"), (None, "-"),
+                                              (85, "85"), ("high", "high")])  # fmt: skip
+def test_the_confidence_is_a_percentage_when_it_is_a_share(value: Any, shown: str) -> None:
+    message = slack_body(draft_note(confidence=value))
+    fields = {b["fields"][0]["text"]: b["fields"][1]["text"] for b in message["blocks"]
+              if "fields" in b}  # fmt: skip
+    assert fields["*Confidence*"] == shown
+
+
+def test_the_outcome_message_keeps_the_draft_drops_the_buttons_and_says_what_happened() -> None:
+    message = draft_outcome_message(draft_note(), "Sent by <!channel> Sam at 14:02")
+    assert actions(message) == []
+    context = message["blocks"][-1]
+    assert context["type"] == "context"
+    assert context["elements"] == [
+        {"type": "plain_text", "text": "Sent by &lt;!channel&gt; Sam at 14:02", "emoji": False}
+    ]
+    assert message["text"].endswith(": Sent by &lt;!channel&gt; Sam at 14:02")
+    assert any(b.get("text", {}).get("text", "").startswith("Hi Ada") for b in message["blocks"])
+    assert_draft_inert(message)
+
+
+def test_a_notifications_log_fields_name_its_draft() -> None:
+    assert log_fields(draft_note())["draft_id"] == "draft_1"
+    assert "draft_id" not in log_fields(make_note())

@@ -23,8 +23,10 @@ from worker.followups.notify import (
     DELIVERY_HEADER,
     Notifier,
     log_fields,
-    sla_slack_body,
     sla_webhook_body,
+)
+from worker.followups.slack_blocks import (
+    sla_slack_body,
 )
 from worker.jobs.tasks import deliver_notification
 from worker.runtime import Runtime

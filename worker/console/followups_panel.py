@@ -2,9 +2,10 @@
 
 Every follow-up the poll claims at its due time is routed once (worker/followups/poll.py), and
 each decision is counted per SDR and day (worker/console/counters.py): routed (notified),
-skipped (the thread is over), rescheduled (outside working hours) and already closed (done in
-Leadterra meanwhile). Their sum, `due`, is the follow-ups that came due and were handled today;
-`-` stands for follow-ups that name no SDR.
+skipped (the thread is over), rescheduled (outside working hours), already closed (done in
+Leadterra meanwhile) and completed (its draft was sent in one click: docs/drafts.md). Their
+sum, `due`, is the follow-ups that came due and were handled today; `-` stands for follow-ups
+that name no SDR.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from worker.console.counters import FOLLOWUPS, day_of, read_days
 from worker.console.reader import Reader
 
-DECISIONS = ("routed", "skipped", "rescheduled", "already_closed")
+DECISIONS = ("routed", "skipped", "rescheduled", "already_closed", "completed")
 
 
 def _per_sdr(counts: dict[str, int]) -> dict[str, dict[str, int]]:

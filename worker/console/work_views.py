@@ -115,7 +115,7 @@ def stuck_section(panel: dict[str, Any], csrf: str) -> Markup:
 
 
 def _followup_row(sdr: dict[str, Any]) -> Markup:
-    fields = ("due", "routed", "skipped", "rescheduled", "already_closed")
+    fields = ("due", "routed", "skipped", "rescheduled", "already_closed", "completed")
     return row(
         [tag("th", sdr["sdr"], scope="row"), *(cell(sdr[f], f, numeric=True) for f in fields)],
         data_sdr=sdr["sdr"],
@@ -137,7 +137,7 @@ def followups_section(panel: dict[str, Any]) -> Markup:
         "Follow-ups",
         head,
         table(
-            ["SDR", "due", "routed", "skipped", "rescheduled", "already closed"],
+            ["SDR", "due", "routed", "skipped", "rescheduled", "already closed", "sent, completed"],
             [_followup_row(s) for s in panel["sdrs"]],
             empty=f"No follow-up handled today ({panel['day']}, UTC).",
         ),

@@ -8,8 +8,11 @@ claimed follow-up is fanned out with its thread's details. SDR keys are polled a
 each thread in a copy of the task's context, so the task's deadline (worker/budget.py) and log
 context hold there too.
 
-`route` decides: skip when the thread is over (meeting booked, won, lost, archived), reschedule
-to the SDR's next working slot when it falls outside working hours, otherwise notify.
+`route` decides: complete when its draft was already sent in one click (`followup_sent`; never
+notified again), skip when the thread is over (meeting booked, won, lost, archived), reschedule
+to the SDR's next working slot when it falls outside working hours, otherwise notify, with the
+follow-up's draft as `note["draft"]` when FOLLOWUP_DRAFTS is on and one was had
+(worker/drafts/generate.py; without one the follow-up is notified all the same).
 
 A claim is never given back once the route task is enqueued: a route or notification that fails
 for good is dead-lettered under `followup:{id}:{dueAt}` (or `notification:{dest}:{id}:{dueAt}`)
@@ -34,6 +37,8 @@ from redis.exceptions import LockError
 
 from worker import errors
 from worker.console.counters import count_followup
+from worker.drafts.generate import draft_for
+from worker.leadterra.client import LeadterraClient
 from worker.leadterra.models import FollowUp, Thread, iso_ms
 from worker.logs import get_logger
 from worker.routing.workhours import WorkingHours
@@ -211,6 +216,8 @@ def _route(
         "thread_id": followup.get("threadId"),
         "due_at": followup["dueAt"],
     }
+    if rt.redis.exists(rt.keys.followup_sent(followup_id)):
+        return _complete_after_send(rt, client, ids)
     reason = terminal_reason(thread.get("status"), rt.settings.followup_terminal_statuses)
     if reason:
         try:
@@ -224,22 +231,60 @@ def _route(
     window = hours(sdr_id)
     moment = max(due_at, datetime.now(UTC))  # a late follow-up is judged by when it runs
     if window is not None and not window.contains(moment):
-        slot = window.next_start(moment)
-        try:
-            client.reschedule_followup(followup_id, slot)
-        except errors.Conflict:
-            log.info("followup.already_closed", **ids, outcome="not_pending")
-            return "already_closed"
-        rt.metrics.followups.labels("rescheduled").inc()
-        log.info(
-            "followup.rescheduled",
-            **ids,
-            reason="outside working hours",
-            new_due_at=iso_ms(slot),
-            timezone=str(window.timezone),
-            outcome="rescheduled",
-        )
-        return "rescheduled"
+        return _reschedule(rt, client, ids, window, window.next_start(moment))
+    return _notify(rt, note, ids, notify, destinations)
+
+
+def _complete_after_send(rt: Runtime, client: LeadterraClient, ids: dict[str, Any]) -> str:
+    """Its draft was sent in one click: complete the follow-up (again), never notify it."""
+    try:
+        client.complete_followup(ids["followup_id"])
+        outcome = "completed"
+    except errors.Conflict:
+        outcome = "not_pending"
+    rt.metrics.followups.labels("completed").inc()
+    reason = "its draft was sent in one click"
+    log.info("followup.completed_after_send", **ids, reason=reason, outcome=outcome)
+    return "completed"
+
+
+def _reschedule(
+    rt: Runtime,
+    client: LeadterraClient,
+    ids: dict[str, Any],
+    window: WorkingHours,
+    slot: datetime,
+) -> str:
+    try:
+        client.reschedule_followup(ids["followup_id"], slot)
+    except errors.Conflict:
+        log.info("followup.already_closed", **ids, outcome="not_pending")
+        return "already_closed"
+    rt.metrics.followups.labels("rescheduled").inc()
+    log.info(
+        "followup.rescheduled",
+        **ids,
+        reason="outside working hours",
+        new_due_at=iso_ms(slot),
+        timezone=str(window.timezone),
+        outcome="rescheduled",
+    )
+    return "rescheduled"
+
+
+def _notify(
+    rt: Runtime,
+    note: dict[str, Any],
+    ids: dict[str, Any],
+    notify: Callable[[str, dict[str, Any]], None],
+    destinations: list[str],
+) -> str:
+    """Notify every destination, with the follow-up's draft when drafts are on, someone is told
+    (no credits spent for the log alone) and one is had (worker/drafts/generate.py)."""
+    started = time.perf_counter()
+    record = draft_for(rt, note) if destinations and rt.settings.followup_drafts else None
+    if record is not None:
+        note = {**note, "draft": record.summary()}
     for destination in destinations:
         notify(destination, note)
     rt.metrics.followups.labels("routed").inc()
@@ -247,8 +292,10 @@ def _route(
         "followup.routed",
         **ids,
         reason="due on a live thread",
-        thread_status=thread.get("status"),
+        thread_status=(note.get("thread") or {}).get("status"),
         destinations=["log", *destinations],
+        draft_id=record.draft_id if record else None,
         outcome="routed",
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return "routed"
