@@ -1,8 +1,9 @@
 """`python -m bench [SCENARIO ...] [--quick] [size flags]`: run the benchmarks, print the table.
 
-Scenarios: ingest, e2e, ratelimit, followups, scaling, reconcile, console (the default set), and
-the opt-in diagnostics in bench/diagnostics/: profile (py-spy on the receiver and a worker) and gc
-(the receiver's GC pauses).
+Scenarios: ingest, e2e, ratelimit, followups, scaling, reconcile, console (the default set); the
+opt-in failover (a Sentinel failover at REDIS_MIN_REPLICAS_ACK 0 and 1, and what 1 costs the
+ingest rate); and the opt-in diagnostics in bench/diagnostics/: profile (py-spy on the receiver
+and a worker) and gc (the receiver's GC pauses).
 Progress goes to stderr, the table to stdout, and every figure with the machine,
 the Python version and the git commit to bench/results/latest.json.
 """
@@ -14,13 +15,34 @@ import sys
 import time
 from types import ModuleType
 
-from bench import console, e2e, followups, ingest, ratelimit, reconcile, report, scaling
+from bench import (
+    console,
+    e2e,
+    failover,
+    followups,
+    ingest,
+    ratelimit,
+    reconcile,
+    report,
+    scaling,
+)
 from bench.common import Outcome, say
 from bench.diagnostics import gcpause, profile
 
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (ingest, e2e, ratelimit, followups, scaling, reconcile, console, profile, gcpause)
+    for m in (
+        ingest,
+        e2e,
+        ratelimit,
+        followups,
+        scaling,
+        reconcile,
+        console,
+        failover,
+        profile,
+        gcpause,
+    )
 }
 DEFAULT = ("ingest", "e2e", "ratelimit", "followups", "scaling", "reconcile", "console")
 

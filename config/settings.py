@@ -49,6 +49,18 @@ def _split_csv(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def sentinel_address(entry: str) -> tuple[str, int] | None:
+    """`host:port` (or `[v6]:port`) as a pair, or None when it is not one."""
+    host, colon, port = entry.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or any(c.isspace() or c in "/@[]" for c in host):
+        return None
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return None
+    return host, int(port)
+
+
 def secret_problem(value: str) -> str | None:
     """Why `value` cannot be a key or secret, without quoting it: keys are printable ASCII with
     no whitespace, so a pasted space, line break, BOM or zero-width character is refused at
@@ -108,6 +120,12 @@ class Settings(BaseSettings):
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "leadrouter:"
+    #: Sentinel (worker/redis_conn.py): host:port of each; the master's name; their password
+    redis_sentinels: CsvList = ()
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: SecretStr | None = None
+    #: replicas that must confirm an enqueue or an outcome record (WAIT) before it counts
+    redis_min_replicas_ack: int = Field(0, ge=0, le=16)
 
     # Receiver
     host: str = "0.0.0.0"  # noqa: S104 - the receiver must be reachable from Leadterra
@@ -196,6 +214,7 @@ class Settings(BaseSettings):
         "followup_terminal_statuses",
         "slack_admin_user_ids",
         "free_mail_domains",
+        "redis_sentinels",
         mode="before",
     )
     @classmethod
@@ -270,6 +289,38 @@ class Settings(BaseSettings):
                 f"Leadterra call ({self.max_call_seconds:.0f} s: its timeouts plus the "
                 "rate-limit wait)"
             )
+        return self
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if sentinel_address(entry) is None:
+                raise ValueError(
+                    f"each must be host:port with a port from 1 to 65535 ({entry!r} is not)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_rules(self) -> Settings:
+        """Sentinels need the master's name; the name and password mean nothing without them;
+        the primary they name is reached with REDIS_URL's scheme, redis:// or rediss://."""
+        if self.redis_sentinels:
+            if not self.redis_sentinel_master:
+                raise ValueError("REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set")
+            if not self.redis_url.lower().startswith(("redis://", "rediss://")):
+                raise ValueError(
+                    "REDIS_URL must be redis:// or rediss:// with REDIS_SENTINELS (its database, "
+                    "user, password and TLS are used; Sentinel names the host)"
+                )
+        else:
+            given = [
+                name.upper()
+                for name in ("redis_sentinel_master", "redis_sentinel_password")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(f"{' and '.join(given)} set without REDIS_SENTINELS")
         return self
 
     @field_validator("webhook_tolerance_seconds")
@@ -383,6 +434,11 @@ class Settings(BaseSettings):
     def demo_mode(self) -> bool:
         """No Leadterra key: the run command drives the sandbox instead of the real API."""
         return self.leadterra_api_key is None
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS as (host, port) pairs, in the order given."""
+        return [address for entry in self.redis_sentinels if (address := sentinel_address(entry))]
 
     @property
     def rate_block_seconds(self) -> float:

@@ -7,6 +7,7 @@ from worker.keys import (
     QUEUE_FOLLOWUPS,
     TASK_ASSIGN,
     TASK_CANARY,
+    TASK_COMPLETE,
     TASK_MAILBOXES,
     TASK_NOTIFY,
     TASK_POLL,
@@ -83,6 +84,7 @@ def test_every_task_is_registered_late_acked_with_no_celery_retry_cap(fake_redis
         TASK_RECONCILE,
         TASK_WATCH,
         TASK_RECOVER,
+        TASK_COMPLETE,
     }
     for task in tasks.values():
         assert task.acks_late is True
@@ -105,6 +107,7 @@ def test_each_task_carries_its_runtime_subject_and_queue_from_one_table(fake_red
         TASK_RECONCILE: ("reconcile", QUEUE_DEFAULT),
         TASK_WATCH: ("sla", QUEUE_DEFAULT),
         TASK_RECOVER: ("orphans", QUEUE_DEFAULT),
+        TASK_COMPLETE: ("followup", QUEUE_FOLLOWUPS),
     }
 
 

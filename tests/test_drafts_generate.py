@@ -179,6 +179,26 @@ def test_a_followup_without_thread_or_sdr_gets_no_draft(
     assert skipped["followup_id"] == "fu_1"
 
 
+@pytest.mark.parametrize("status", ["new", "replied", "meeting_booked"])
+def test_a_thread_not_waiting_on_us_gets_no_draft(
+    rt: Runtime, fake: FakeLeadterra, status: str
+) -> None:
+    note = make_note()
+    note["thread"]["status"] = status
+    with capture_logs() as logs:
+        assert draft_for(rt, note) is None
+    assert fake.calls == []
+    [skipped] = events(logs, "draft.skipped")
+    assert skipped["reason"] == f"thread status {status}: a draft could not be sent"
+
+
+@pytest.mark.parametrize("status", ["awaiting_reply", "needs_followup"])
+def test_a_thread_waiting_on_us_gets_a_draft(rt: Runtime, status: str) -> None:
+    note = make_note()
+    note["thread"]["status"] = status
+    assert draft_for(rt, note) is not None
+
+
 # -- once per (follow-up, due time) -----------------------------------------------------------
 
 

@@ -538,3 +538,77 @@ def test_the_admin_token_is_a_secret_of_at_least_16_characters() -> None:
     assert token in settings.secret_values()
     message = config_error(admin_token="short_token_1")
     assert message.startswith("ADMIN_TOKEN") and "short_token_1" not in message
+
+
+# -- Redis Sentinel and replica acknowledgement -------------------------------------------------
+
+
+def test_sentinels_are_read_from_the_environment_as_host_port_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_SENTINELS", " 10.0.0.1:26379, sentinel-b:26380 ,[::1]:26381")
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", "leadrouter")
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "sentinel-pass-123")
+    settings = load_settings(_env_file=None)
+    assert settings.sentinel_addresses == [
+        ("10.0.0.1", 26379),
+        ("sentinel-b", 26380),
+        ("::1", 26381),
+    ]
+    assert settings.redis_sentinel_password == SecretStr("sentinel-pass-123")
+    assert "sentinel-pass-123" in settings.secret_values()
+
+
+def test_without_sentinels_redis_url_alone_is_used_and_nothing_is_acknowledged() -> None:
+    settings = bare_settings()
+    assert settings.redis_sentinels == ()
+    assert settings.sentinel_addresses == []
+    assert settings.redis_sentinel_master is None
+    assert settings.redis_min_replicas_ack == 0
+
+
+@pytest.mark.parametrize("entry", ["sentinel-a", "host:0", "host:65536", "host:port", ":26379"])
+def test_a_sentinel_that_is_not_host_and_port_is_refused_in_one_line(entry: str) -> None:
+    message = config_error(redis_sentinels=f"ok:26379,{entry}", redis_sentinel_master="m")
+    assert message.startswith("REDIS_SENTINELS: each must be host:port")
+    assert "\n" not in message
+
+
+def test_sentinels_need_the_masters_name() -> None:
+    message = config_error(redis_sentinels="127.0.0.1:26379")
+    assert message == "REDIS_SENTINEL_MASTER is required when REDIS_SENTINELS is set"
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"redis_sentinel_master": "leadrouter"}, "REDIS_SENTINEL_MASTER"),
+        ({"redis_sentinel_password": "sentinel-pass-123"}, "REDIS_SENTINEL_PASSWORD"),
+    ],
+)
+def test_sentinel_settings_without_sentinels_are_refused(values: dict, named: str) -> None:
+    assert config_error(**values) == f"{named} set without REDIS_SENTINELS"
+
+
+def test_sentinels_reach_the_primary_with_redis_or_rediss_only() -> None:
+    message = config_error(
+        redis_sentinels="127.0.0.1:26379",
+        redis_sentinel_master="leadrouter",
+        redis_url="unix:///var/run/redis.sock",
+    )
+    assert message.startswith("REDIS_URL must be redis:// or rediss:// with REDIS_SENTINELS")
+
+
+def test_a_bad_sentinel_password_is_refused_without_showing_it() -> None:
+    message = config_error(
+        redis_sentinels="127.0.0.1:26379",
+        redis_sentinel_master="leadrouter",
+        redis_sentinel_password="pass word\u200b",
+    )
+    assert message.startswith("REDIS_SENTINEL_PASSWORD: contains")
+    assert "pass word" not in message
+
+
+@pytest.mark.parametrize("value", [-1, 17])
+def test_replica_acks_are_from_0_to_16(value: int) -> None:
+    assert config_error(redis_min_replicas_ack=value).startswith("REDIS_MIN_REPLICAS_ACK:")

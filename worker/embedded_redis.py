@@ -50,10 +50,18 @@ class EmbeddedRedis:
     """Start with `start()` (or `with`); `url` is where it answers; `stop()` removes it all."""
 
     def __init__(
-        self, port: int | None = None, *, appendonly: bool = False, folder: Path | None = None
+        self,
+        port: int | None = None,
+        *,
+        appendonly: bool = False,
+        folder: Path | None = None,
+        replica_of: int | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.replica_of = replica_of  # the loopback port of its primary, for a replica
+        self.extra_args = extra_args  # more configuration, as `--name value ...`
         self._own_folder = folder is None
         self.folder = folder or Path(tempfile.mkdtemp(prefix="leadrouter-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -77,6 +85,10 @@ class EmbeddedRedis:
             cmd += ["--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             cmd += ["--appendonly", "no"]
+        if self.replica_of is not None:
+            cmd += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        # a replica's full sync starts at once, not after the 5 s wait for more replicas
+        cmd += ["--repl-diskless-sync-delay", "0", *self.extra_args]
         return cmd
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:

@@ -7,6 +7,7 @@
     │   ├── TransportFailure      timeout, refused or dropped connection, broken HTTP
     │   ├── OutOfTime             the task run's time budget is spent (worker/budget.py)
     │   ├── NoEligibleSdr         nobody can take the reply now; held in Redis, never dropped
+    │   ├── NotReplicated         too few replicas confirmed a write (REDIS_MIN_REPLICAS_ACK)
     │   └── Unclassified          stands in for any other Exception a task raised
     ├── PermanentError            retrying the same call cannot help; dead-letter it
     │   ├── AuthError             401 or 403: the key is wrong; loud
@@ -111,6 +112,17 @@ class NoEligibleSdr(RetryableError):
     ) -> None:
         super().__init__(message)
         self.excluded = excluded or {}
+
+
+class NotReplicated(RetryableError):
+    """Raised when fewer than REDIS_MIN_REPLICAS_ACK replicas confirmed a write (WAIT) within
+    its timeout: the primary holds it, but a failover now could lose it. The receiver answers
+    503 (Leadterra retries); a task is retried. `wanted` and `acked` say how far it got."""
+
+    def __init__(self, message: str, *, wanted: int, acked: int) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+        self.acked = acked
 
 
 class Unclassified(RetryableError):

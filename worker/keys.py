@@ -25,6 +25,12 @@ TASK_MAILBOXES = "leadrouter.check_mailboxes"
 TASK_RECONCILE = "leadrouter.reconcile_replies"
 TASK_WATCH = "leadrouter.watch_handoffs"
 TASK_RECOVER = "leadrouter.recover_orphans"
+#: completes a follow-up in Leadterra once its draft was sent (worker/drafts/sending.py)
+TASK_COMPLETE = "leadrouter.complete_followup"
+
+#: who holds each message in kombu's unacked hash (worker/jobs/liveness.py); named without the
+#: prefix because kombu's client adds it (`Keys.unacked_holders` is the full name)
+UNACKED_HOLDERS = "unacked_holders"
 
 #: the task message header that says since when a message may run (unix seconds): stamped by
 #: `task_message` and, for what Celery publishes, by worker/jobs/celery_app.py; read at task start
@@ -52,6 +58,20 @@ class Keys:
     def unacked(self) -> str:
         """kombu's hash of the messages workers hold and have not acknowledged."""
         return self.prefix + "unacked"
+
+    @property
+    def unacked_index(self) -> str:
+        """kombu's sorted set of the unacked messages' delivery tags, by when they were taken."""
+        return self.prefix + "unacked_index"
+
+    @property
+    def unacked_holders(self) -> str:
+        """Which worker holds each unacked message, by delivery tag (worker/jobs/liveness.py)."""
+        return self.prefix + UNACKED_HOLDERS
+
+    def worker_alive(self, worker: str) -> str:
+        """Set by a live worker every few seconds, with a TTL (worker/jobs/liveness.py)."""
+        return self._k("workers", "alive", worker)
 
     @property
     def inflight(self) -> str:

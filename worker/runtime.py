@@ -25,6 +25,7 @@ from worker.leadterra.client import LeadterraClient
 from worker.leadterra.ratelimit import RateGate
 from worker.logs import get_logger, scrub
 from worker.metrics import Metrics
+from worker.redis_conn import sync_client
 from worker.routing.policy import HoursBook, PolicySource
 from worker.routing.rotation import Rotation
 from worker.routing.workhours import WorkingHours
@@ -64,15 +65,16 @@ class CallRecorder:
 
 
 def redis_client(settings: Settings, max_connections: int) -> redis.Redis:
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=max_connections,
-        timeout=10,
+    """A thread-safe client whose pool waits up to 10 s for one of `max_connections`: to
+    REDIS_URL, or to the primary REDIS_SENTINELS name (worker/redis_conn.py)."""
+    return sync_client(
+        settings,
+        pool_size=max_connections,
+        pool_wait=10,
         socket_connect_timeout=3,
         socket_timeout=10,
         health_check_interval=30,
     )
-    return redis.Redis(connection_pool=pool)
 
 
 class Runtime:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.listener import Listener, listening
 from tests.support.service import Service, start_service
 
 
@@ -25,3 +26,10 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         for child in service.children:  # pytest shows this only when the test failed
             print(f"--- {child.name} (exit {child.returncode}) ---")
             print(child.tail(4000))
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    """A local HTTP listener recording every POST: the follow-up webhook."""
+    with listening() as found:
+        yield found

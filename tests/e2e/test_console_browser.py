@@ -65,7 +65,7 @@ SDR_KEYS = {f"sdr_{i}": f"sk_test_workspace_sdr_{i}" for i in range(1, SDRS + 1)
 ASSIGN = "POST /v1/replies/{id}/assign"
 WEBHOOKS, FOLLOWUPS, DEAD = 150, 12, ("rpl_dlq_1", "rpl_dlq_2")
 PANELS = ["rotation", "decisions", "stuck", "followups", "health", "sla", "intake"]
-DECISIONS = ("routed", "skipped", "rescheduled", "already_closed")
+DECISIONS = ("routed", "skipped", "rescheduled", "already_closed", "completed")
 FIGURES = ("due", "routed", "skipped", "rescheduled")
 #: a row's `data-eligible` and what its "now" cell says
 ELIGIBLE, NOT_CONNECTED = ("true", "eligible"), ("false", "out: not_connected")

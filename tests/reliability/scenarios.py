@@ -1,9 +1,14 @@
 """Fault scenarios against real processes: what was injected, and what came out.
 
 Each scenario starts its own deployment (Redis, sandbox, the Procfile's processes), injects
-one fault, and returns a `Row`: events in, assigned, duplicates, lost, dead-lettered, time to
-recover. The tests (tests/e2e/test_reliability.py) assert on the rows; scripts/reliability.py
-prints them as the README's table. Lost and duplicates must read 0 in every row.
+one fault, and returns a `Row`: the settings it ran with, events in, assigned, duplicates, lost,
+dead-lettered, time to recover. The tests (tests/e2e/test_reliability.py) assert on the rows;
+scripts/reliability.py prints them as the README's table. Lost and duplicates must read 0 in
+every row.
+
+`run(name, log_dir, defaults=True)` (the script) runs a row at the defaults users run, but for
+the settings the row is about; called directly (the suite), the same row runs shortened: the
+deployment's QUICK settings (tests/support/service.py) and the row's own `quick` ones.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ from tests.reliability import hostile
 from tests.support.service import SECRET, Service, procfile, start_service
 from worker.cli.demo import MIX as DEMO_MIX
 from worker.deadline import wait_until
+from worker.jobs.orphans import reply_in
 from worker.jobs.queueing import assign_message, task_message
 
 ASSIGN = "POST /v1/replies/{id}/assign"
@@ -41,12 +48,14 @@ class Row:
     dead_lettered: int
     recovery_s: float | None
     checks: dict[str, Any] = field(default_factory=dict)
+    settings: str = "defaults"
 
     def as_table_row(self) -> list[str]:
         recovery = "" if self.recovery_s is None else f"{self.recovery_s:.1f} s"
         return [
             self.scenario,
             self.injected,
+            self.settings,
             str(self.events_in),
             str(self.assigned),
             str(self.duplicates),
@@ -59,6 +68,7 @@ class Row:
 COLUMNS = [
     "scenario",
     "injected",
+    "settings",
     "events in",
     "assigned",
     "duplicates",
@@ -117,7 +127,29 @@ def _row(
         tally["dead_lettered"],
         recovery,
         checks,
+        service.settings_note,
     )
+
+
+#: whether the rows run at the defaults (scripts/reliability.py) or shortened (the suite)
+AT_DEFAULTS: ContextVar[bool] = ContextVar("at_defaults", default=False)
+
+
+def run(name: str, log_dir: Path, *, defaults: bool) -> Row:
+    """The row `name`, at the defaults or shortened (the module docstring)."""
+    token = AT_DEFAULTS.set(defaults)
+    try:
+        return SCENARIOS[name](log_dir)
+    finally:
+        AT_DEFAULTS.reset(token)
+
+
+def _start(log_dir: Path, *, quick: Mapping[str, str] | None = None, **options: Any) -> Service:
+    """`start_service` for a row: `options` (what the row is about) always; QUICK and the row's
+    own `quick` settings only when it runs shortened."""
+    at_defaults = AT_DEFAULTS.get()
+    shortened = {} if at_defaults else dict(quick or {})
+    return start_service(log_dir, quick=not at_defaults, **{**shortened, **options})
 
 
 def _wait_outage_over(service: Service, timeout: float) -> None:
@@ -154,7 +186,7 @@ def max_per_window(stamps: list[float], width: float = 1.0) -> int:
 def rate_limit(log_dir: Path) -> Row:
     """2 workers, a 20/s global limit, a backlog of 400: never over limit + burst per second."""
     limit, burst, backlog = 20, 5, 400
-    service = start_service(
+    service = _start(
         log_dir,
         sdrs=6,
         disconnected=0,
@@ -189,18 +221,33 @@ def rate_limit(log_dir: Path) -> Row:
         service.close()
 
 
-def worker_killed(log_dir: Path) -> Row:
-    """kill -9 of the worker with assign calls in flight (2 s latency), then a restart."""
-    timeout = 12
-    service = start_service(
-        log_dir,
-        sdrs=6,
-        disconnected=0,
-        VISIBILITY_TIMEOUT=str(timeout),
-        LEADTERRA_TIMEOUT_CONNECT="1",
-        LEADTERRA_TIMEOUT_READ="5",
-        LEADTERRA_TIMEOUT_POOL="1",
+def held_replies(service: Service) -> set[str]:
+    """The replies whose assign messages sit in kombu's unacked hash: held by some worker."""
+    return {r for r in map(reply_in, service.redis().hvals(service.keys.unacked)) if r}
+
+
+def kill_and_replace_worker(service: Service) -> tuple[float, set[str], float]:
+    """SIGKILL the only worker and start a new one at once: (when it was killed, the replies
+    whose messages it held, when the new one was ready), monotonic times."""
+    [worker] = [p for p in service.procs("worker") if p.alive()]
+    worker.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    worker.popen.wait(10)
+    held = held_replies(service)
+    fresh = service.start("worker")
+    wait_until(
+        lambda: any(str(e.get("event", "")).endswith(" ready.") for e in fresh.events()),
+        60,
+        0.1,
+        what="the new worker ready",
+        alive=[fresh],
     )
+    return killed, held, time.monotonic()
+
+
+def worker_killed(log_dir: Path) -> Row:
+    """kill -9 of the worker with assign calls in flight (2 s latency), a new one at once."""
+    service = _start(log_dir, sdrs=6, disconnected=0)
     try:
         service.control.set_fault(ASSIGN, latency_ms=2000)
         job = _send(service, 40, mix={"interested": 1})
@@ -209,22 +256,53 @@ def worker_killed(log_dir: Path) -> Row:
             30,
             what="assign calls in flight",
         )
-        [worker] = service.procs("worker")
-        worker.signal(signal.SIGKILL)
-        killed = time.monotonic()
-        worker.popen.wait(10)
+        killed, held, ready = kill_and_replace_worker(service)
         interested, _ = _interested(service, job)
-        service.start("worker")
-        done = service.wait_assigned(interested, timeout=timeout + 60)
+        done = service.wait_assigned(interested, timeout=120)
         already = service.events("reply.already_assigned")
         return _row(
             service,
             "worker killed",
-            f"kill -9 with assign calls in flight (2 s latency), visibility timeout {timeout} s",
+            "kill -9 with assign calls in flight (2 s latency), a new worker at once",
             interested,
             done - killed,
-            visibility_timeout=timeout,
+            visibility_timeout=int(service.env.get("VISIBILITY_TIMEOUT", "900")),
+            held=len(held),
+            restored=len(service.events("message.restored")),
+            after_ready_s=round(done - ready, 1),
             already_assigned_after_restart=len(already),
+        )
+    finally:
+        service.close()
+
+
+def worker_killed_holding_backlog(log_dir: Path, backlog: int = 300) -> Row:
+    """The only worker killed (-9) while it holds a reservation window of a backlog the global
+    rate limit holds back, a new one started at once: the time until every reply it held is
+    assigned, from the kill and from the new worker's start (issue 17, part 6)."""
+    service = _start(log_dir, sdrs=6, disconnected=0)
+    try:
+        interested, _ = _interested(service, _send(service, backlog, mix={"interested": 1}))
+        wait_until(lambda: len(service.handoffs()) >= 40, 60, 0.2, what="the backlog flowing")
+        killed, held, ready = kill_and_replace_worker(service)
+        waiting = held - {h["replyId"] for h in service.handoffs()}
+        held_done = service.wait_assigned(waiting, timeout=120)
+        done = service.wait_assigned(interested, timeout=120)
+        rate = service.env.get("LEADTERRA_MAX_RPS", "20")
+        return _row(
+            service,
+            "worker killed holding a backlog",
+            f"kill -9 of the only worker while it holds its window of a {backlog} backlog the "
+            f"rate limit ({rate}/s) holds back; a new worker at once",
+            interested,
+            held_done - killed,
+            visibility_timeout=int(service.env.get("VISIBILITY_TIMEOUT", "900")),
+            held=len(held),
+            held_unassigned_at_kill=len(waiting),
+            restored=len(service.events("message.restored")),
+            held_assigned_after_ready_s=round(held_done - ready, 1),
+            new_worker_ready_s=round(ready - killed, 1),
+            backlog_drained_s=round(done - killed, 1),
         )
     finally:
         service.close()
@@ -232,14 +310,9 @@ def worker_killed(log_dir: Path) -> Row:
 
 def leadterra_outage(log_dir: Path) -> Row:
     """Leadterra answers 503 for 30 s, then refuses connections for 30 s, while 500 arrive."""
-    service = start_service(
-        log_dir,
-        sdrs=6,
-        disconnected=1,
-        MAX_RETRIES="60",
-        RETRY_BACKOFF_MAX="4",
-        LEADTERRA_TIMEOUT_CONNECT="1",
-    )
+    # shortened: backoff capped at 4 s (QUICK), so 60 retries to ride out the minute
+    quick = {"MAX_RETRIES": "60", "LEADTERRA_TIMEOUT_CONNECT": "1"}
+    service = _start(log_dir, quick=quick, sdrs=6, disconnected=1)
     try:
         control = service.control
         control.error_outage(seconds=30, status=503)
@@ -249,7 +322,7 @@ def leadterra_outage(log_dir: Path) -> Row:
         _wait_outage_over(service, 45)
         recovered = time.monotonic()
         interested, report = _interested(service, job)
-        done = service.wait_assigned(interested, timeout=90)
+        done = service.wait_assigned(interested, timeout=300)  # backoff up to 128 s by default
         retries = len(service.events("reply.retry"))
         return _row(
             service,
@@ -266,7 +339,7 @@ def leadterra_outage(log_dir: Path) -> Row:
 
 def redis_restart(log_dir: Path) -> Row:
     """Redis restarted (append-only) with work queued and the worker stopped; 503 meanwhile."""
-    service = start_service(log_dir, sdrs=6, disconnected=0, appendonly=True, processes=("web",))
+    service = _start(log_dir, sdrs=6, disconnected=0, appendonly=True, processes=("web",))
     try:
         queued, _ = _interested(service, _send(service, 100, prefix="rpl_a_"))
         service.redis_server.shutdown()
@@ -301,7 +374,7 @@ def redis_restart(log_dir: Path) -> Row:
 
 def receiver_restart(log_dir: Path) -> Row:
     """The receiver killed (-9) and restarted twice while 500 webhooks arrive."""
-    service = start_service(log_dir, sdrs=6, disconnected=0)
+    service = _start(log_dir, sdrs=6, disconnected=0)
     try:
         job = _send(service, 500, rate=50)
         for sent in (150, 300):
@@ -358,7 +431,7 @@ def _poison_messages() -> list[bytes]:
 
 def poison(log_dir: Path) -> Row:
     """Undecodable payloads in the assign queue, among good ones."""
-    service = start_service(log_dir, sdrs=6, disconnected=0)
+    service = _start(log_dir, sdrs=6, disconnected=0)
     try:
         client = service.redis()
         messages = _poison_messages()
@@ -400,7 +473,7 @@ def replay_all(service: Service, timeout: float = 60) -> subprocess.CompletedPro
 
 def retries_used_up(log_dir: Path) -> Row:
     """Assign answers 503 until retries run out; then the fault is fixed and `dlq replay`."""
-    service = start_service(
+    service = _start(
         log_dir,
         sdrs=6,
         disconnected=0,
@@ -443,6 +516,7 @@ def retries_used_up(log_dir: Path) -> Row:
 SCENARIOS: dict[str, Callable[[Path], Row]] = {
     "rate_limit": rate_limit,
     "worker_killed": worker_killed,
+    "worker_killed_holding_backlog": worker_killed_holding_backlog,
     "leadterra_outage": leadterra_outage,
     "redis_restart": redis_restart,
     "receiver_restart": receiver_restart,
@@ -496,7 +570,7 @@ def _refusals(service: Service) -> list[dict[str, Any]]:
 def keys_with_invisible_characters(log_dir: Path) -> Row:
     """Keys pasted with an invisible character: every process refuses to start with one line
     naming the variable and nothing of its value; fixed, the service assigns every reply."""
-    service = start_service(log_dir, sdrs=6, disconnected=0, processes=())
+    service = _start(log_dir, sdrs=6, disconnected=0, processes=())
     try:
         refusals = _refusals(service)
         fixed = time.monotonic()
@@ -550,7 +624,7 @@ def _dead_letters(service: Service, count: int) -> set[str]:
 
 def dlq_replayed(log_dir: Path, count: int = 5_000) -> Row:
     """`count` dead letters, `leadrouter dlq replay --all`, one worker: each assigned once."""
-    service = start_service(
+    service = _start(
         log_dir,
         sdrs=6,
         disconnected=0,
@@ -611,9 +685,7 @@ def _acknowledged(report: dict[str, Any]) -> tuple[int, int]:
 def slow_clients(log_dir: Path) -> Row:
     """200 slow clients on the public port and 40 on the admin one, on every route and in every
     phase (head, body before and after the answer, silence), while 150 webhooks arrive."""
-    service = start_service(
-        log_dir, sdrs=6, disconnected=0, REQUEST_TIMEOUT_SECONDS=str(HOSTILE_TIMEOUT)
-    )
+    service = _start(log_dir, sdrs=6, disconnected=0, REQUEST_TIMEOUT_SECONDS=str(HOSTILE_TIMEOUT))
     try:
         clients = hostile.every_route(service.port, service.admin_port, 200, 40)
         with ThreadPoolExecutor(1) as pool:
@@ -650,7 +722,7 @@ def header_flood(log_dir: Path) -> Row:
     """16 connections each sending a 32 MiB header as fast as it is taken, while 150 webhooks
     arrive: each flood is cut with 431 after 64 KiB, and the receiver stays small."""
     connections, size = 16, 32 * 1024 * 1024
-    service = start_service(log_dir, sdrs=6, disconnected=0)
+    service = _start(log_dir, sdrs=6, disconnected=0)
     try:
         [web] = service.procs("web")
         before = hostile.rss_mib(web.pid)
@@ -694,7 +766,7 @@ def _expire_markers(service: Service) -> int:
 def stale_delivery(log_dir: Path) -> Row:
     """50 webhooks assigned; their dedupe records expire; the same deliveries, signed with a
     timestamp 25 h old, are replayed: each answered 200 stale, nothing enqueued or assigned."""
-    service = start_service(log_dir, sdrs=6, disconnected=0)
+    service = _start(log_dir, sdrs=6, disconnected=0)
     try:
         interested, report = _interested(service, _send(service, 50, mix={"interested": 1}))
         service.wait_assigned(interested, timeout=60)
@@ -745,12 +817,12 @@ SCENARIOS["stale_delivery"] = stale_delivery
 
 # -- garbled answers from Leadterra; an arbitrary exception in a task (issue 12) ----------------
 
-#: few quick retries; VISIBILITY_TIMEOUT 20 s gives a task a 6 s deadline and a call 4 s
-OPEN_WORLD_ENV = {
-    "MAX_RETRIES": "2",
+#: what the rows are about: few retries and deliveries before a dead letter
+OPEN_WORLD_ROW = {"MAX_RETRIES": "2", "MAX_DELIVERIES": "2"}
+#: shortened: quick retries; VISIBILITY_TIMEOUT 20 s gives a task a 6 s deadline and a call 4 s
+OPEN_WORLD_QUICK = {
     "RETRY_BACKOFF_BASE": "0.05",
     "RETRY_BACKOFF_MAX": "0.2",
-    "MAX_DELIVERIES": "2",
     "VISIBILITY_TIMEOUT": "20",
     "LEADTERRA_TIMEOUT_CONNECT": "1",
     "LEADTERRA_TIMEOUT_READ": "2",
@@ -759,14 +831,20 @@ OPEN_WORLD_ENV = {
     "LEADTERRA_BURST": "100",
     "WORKER_CONCURRENCY": "8",
 }
+OPEN_WORLD_ENV = {**OPEN_WORLD_QUICK, **OPEN_WORLD_ROW}  # what the suite runs with
 RAISING_WORKER = f"{sys.executable} -m tests.support.raising_worker worker"
 
 
 def raising_service(log_dir: Path) -> Service:
     """Web, beat and a real worker whose Leadterra calls raise what a test scripts
     (tests/support/raising_worker.py); with nothing scripted it is the Procfile's worker."""
-    service = start_service(
-        log_dir, sdrs=6, disconnected=0, processes=("web", "beat"), **OPEN_WORLD_ENV
+    service = _start(
+        log_dir,
+        quick=OPEN_WORLD_QUICK,
+        sdrs=6,
+        disconnected=0,
+        processes=("web", "beat"),
+        **OPEN_WORLD_ROW,
     )
     try:
         worker = service.children.start("worker", RAISING_WORKER)
@@ -956,9 +1034,9 @@ SCENARIOS["arbitrary_exception"] = arbitrary_exception
 # -- the second path: webhooks lost, the sweep and `leadrouter backfill` find the replies -------
 
 #: a deployment with the sweep at its shortest interval and a short overlap (docs/reconcile.md)
-RECONCILE_ENV: dict[str, Any] = {
-    "RECONCILE_SECONDS": "15",
-    "RECONCILE_OVERLAP_SECONDS": "120",
+RECONCILE_ROW = {"RECONCILE_SECONDS": "15", "RECONCILE_OVERLAP_SECONDS": "120"}
+#: shortened: quicker calls and a higher rate limit
+RECONCILE_QUICK: dict[str, Any] = {
     "VISIBILITY_TIMEOUT": "20",
     "LEADTERRA_TIMEOUT_CONNECT": "1",
     "LEADTERRA_TIMEOUT_READ": "5",
@@ -967,6 +1045,7 @@ RECONCILE_ENV: dict[str, Any] = {
     "LEADTERRA_BURST": "100",
     "LOG_FORMAT": "json",
 }
+RECONCILE_ENV = {**RECONCILE_QUICK, **RECONCILE_ROW}  # what the suite runs with
 HOUR = 3600
 
 
@@ -974,7 +1053,7 @@ def reconcile_service(log_dir: Path) -> Service:
     """Web, worker and beat with the sweep every 15 s, once its first sweep is done (what a
     test sends later is above the floor, and what it dates days back below it, whether a
     watermark exists yet or the floor is still now minus the overlap)."""
-    service = start_service(log_dir, sdrs=6, disconnected=0, **RECONCILE_ENV)
+    service = _start(log_dir, quick=RECONCILE_QUICK, sdrs=6, disconnected=0, **RECONCILE_ROW)
     try:
         wait_until(
             lambda: service.events("reconcile.swept"), 60, 0.25, what="the first reconcile sweep"

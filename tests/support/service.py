@@ -14,15 +14,44 @@ from typing import Any
 
 import redis
 
+from config.settings import Settings
 from leadterra_sandbox.process import SandboxProcess
 from worker.children import Child, Children
 from worker.deadline import wait_http, wait_until
 from worker.embedded_redis import EmbeddedRedis, free_port
+from worker.embedded_sentinel import SentinelGroup
 from worker.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_e2e_0123456789abcdef"
 PREFIX = "e2e:"
+#: shorter than the defaults, so a deployment under test answers quickly: fewer threads, quicker
+#: polls, backoffs and rechecks. Every test gets them; scripts/reliability.py runs without them
+#: (`start_service(quick=False)`), at the defaults users run.
+QUICK = {
+    "WORKER_CONCURRENCY": "16",
+    "FOLLOWUP_POLL_SECONDS": "1",
+    "RETRY_BACKOFF_BASE": "0.5",
+    "RETRY_BACKOFF_MAX": "4",
+    "HOLD_RECHECK_SECONDS": "2",
+    "SDR_CACHE_SECONDS": "5",
+}
+
+
+def _is_default(name: str, value: str) -> bool:
+    spec = Settings.model_fields.get(name.lower())
+    if spec is None:
+        return False
+    try:
+        return float(value) == float(spec.default)
+    except (TypeError, ValueError):
+        return str(value) == str(spec.default)
+
+
+def settings_note(tuned: dict[str, str]) -> str:
+    """`defaults`, or `defaults but NAME=value, ...` for the settings that differ from them."""
+    changed = [f"{k}={v}" for k, v in sorted(tuned.items()) if not _is_default(k, v)]
+    return "defaults but " + ", ".join(changed) if changed else "defaults"
 
 
 def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -39,13 +68,19 @@ def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
 class Service:
     """One deployment under test: Redis, sandbox, and the processes started so far."""
 
-    redis_server: EmbeddedRedis
+    redis_server: EmbeddedRedis | SentinelGroup
     sandbox: SandboxProcess
     children: Children
     port: int
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     admin_port: int = 0
+    #: the settings given beyond the plumbing (QUICK and the caller's), for `settings_note`
+    tuned: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def settings_note(self) -> str:
+        return settings_note(self.tuned)
 
     @property
     def admin_url(self) -> str:
@@ -139,11 +174,16 @@ def start_service(
     sandbox_args: tuple[str, ...] = (),
     processes: tuple[str, ...] = ("web", "worker", "beat"),
     appendonly: bool = False,
+    quick: bool = True,
+    redis_server: SentinelGroup | None = None,
     **env: str,
 ) -> Service:
-    """Redis of its own, the sandbox, and the Procfile's `processes`, sharing one env."""
+    """Redis of its own, the sandbox, and the Procfile's `processes`, sharing one env: `env`
+    over QUICK (or over the defaults alone, `quick=False`). `redis_server`: a started
+    SentinelGroup (worker/embedded_sentinel.py) instead of a Redis of its own, stopped with the
+    service; pass its `env()` too."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    server = EmbeddedRedis(appendonly=appendonly).start()
+    server = redis_server or EmbeddedRedis(appendonly=appendonly).start()
     try:
         sandbox = SandboxProcess.start(
             ["--sdrs", str(sdrs), "--disconnected", str(disconnected), *sandbox_args],
@@ -153,6 +193,7 @@ def start_service(
         server.stop()
         raise
     port, admin_port = free_port(), free_port()
+    tuned = {**(QUICK if quick else {}), **env}
     base_env = {
         "REDIS_URL": server.url,
         "KEY_PREFIX": PREFIX,
@@ -162,17 +203,11 @@ def start_service(
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "ADMIN_PORT": str(admin_port),
-        "WORKER_CONCURRENCY": "16",
-        "FOLLOWUP_POLL_SECONDS": "1",
-        "RETRY_BACKOFF_BASE": "0.5",
-        "RETRY_BACKOFF_MAX": "4",
-        "HOLD_RECHECK_SECONDS": "2",
-        "SDR_CACHE_SECONDS": "5",
-        "LOG_LEVEL": "INFO",
-        **env,
+        "LOG_LEVEL": "INFO",  # the default, whatever a .env says: the tests read the events
+        **tuned,
     }
     children = Children(log_dir / "logs", base_env, cwd=ROOT)
-    service = Service(server, sandbox, children, port, base_env, log_dir, admin_port)
+    service = Service(server, sandbox, children, port, base_env, log_dir, admin_port, tuned)
     try:
         for name in processes:
             service.start(name)

@@ -59,7 +59,7 @@ def backfill(
     level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"  # keep the bar readable
     configure_logging(level, settings.log_format, settings.secret_values())
     try:
-        rt = Runtime(settings, client=redis_or_fail(settings.redis_url))
+        rt = Runtime(settings, client=redis_or_fail(settings))
     except ConfigError as bad:
         fail(f"configuration error: {bad}")
         raise  # unreachable: fail() raises

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from rich.text import Text
 
 from leadterra_sandbox.client import SandboxControl
 from worker.children import Child, Children
+from worker.cli.demo_drafts import click_all, drafts_environment, inbox
 from worker.cli.output import console as data_console
 from worker.cli.output import data
 from worker.cli.run import SERVICE, leadrouter_argv
@@ -58,6 +60,7 @@ STATUSES = (
 )
 DECISIONS = ("followup.routed", "followup.skipped", "followup.rescheduled")
 SLA_STEPS = ("sla.reminded", "sla.rerouted")
+DRAFTS = ("draft.generated", "draft.sent")
 TIMEOUT = 180.0
 
 
@@ -158,12 +161,15 @@ def run_demo(
     env = _environment(redis_url, api, web, secret, admin)
     site = f"http://127.0.0.1:{admin}/"  # the console, on the admin listener
     auth = {"authorization": f"Bearer {admin_token}"} if admin_token else None
+    base = f"http://127.0.0.1:{web}"
     console.print(Text.assemble(("Leadterra sandbox demo", "bold"), f": logs in {folder}"))
-    with Children(folder, env, interrupt_on_sigterm=True) as kids:
+    with ExitStack() as stack:
+        box = stack.enter_context(inbox())
+        env.update(drafts_environment(base, box.url))
+        kids = stack.enter_context(Children(folder, env, interrupt_on_sigterm=True))
         control = _start_sandbox(kids, api, control_port)
         service = {name: kids.start(name, leadrouter_argv(cmd)) for name, cmd in SERVICE.items()}
         worker = service["worker"]
-        base = f"http://127.0.0.1:{web}"
         wait_http(f"{base}/healthz", alive=[kids])
         wait_http(f"{site}readyz", 60, ok=(200,), alive=[kids], headers=auth)
         _seed_followups(control, followups)
@@ -181,7 +187,8 @@ def run_demo(
             email_domains=["acme.io", "globex.com", "initech.io"],
         )
         done = _watch(console, kids, worker, control, job["id"], replies, followups, started)
-        _summary(console, worker, control, job["id"], redis_url, env["KEY_PREFIX"], followups)
+        done = _send_drafts(console, kids, worker, box.links) and done
+        _summary(console, service, control, job["id"], redis_url, env["KEY_PREFIX"], followups)
         console.print(data(f"Logs of every process: {folder}"))
         notes = ["sign in with ADMIN_TOKEN"] if admin_token else []
         if not keep:
@@ -242,6 +249,18 @@ def _watch(
             return False
 
 
+def _send_drafts(console: Console, kids: Children, worker: Child, links: Any) -> bool:
+    """Wait for every generated draft's link to reach the demo's inbox, then click them all."""
+    generated = len([e for e in worker.events() if e.get("event") == "draft.generated"])
+    try:
+        wait_until(lambda: len(links()) >= generated, 30, 0.2, what="the drafts", alive=[kids])
+    except DeadlineExceeded:
+        return False
+    answers = click_all(links())
+    console.print(data(f"Clicked Send on {len(links())} drafts: answers {answers}"))
+    return True
+
+
 def _per_sdr_table(control: SandboxControl, per_sdr: Counter[str]) -> Table:
     sdrs = {s["id"]: s for s in control.state()["sdrs"]}
     table = Table(title="Replies per SDR")
@@ -258,14 +277,17 @@ def _per_sdr_table(control: SandboxControl, per_sdr: Counter[str]) -> Table:
 
 def _summary(
     console: Console,
-    worker: Child,
+    service: dict[str, Child],
     control: SandboxControl,
     job_id: str,
     redis_url: str,
     prefix: str,
     followups: int,
 ) -> None:
-    events = worker.events()
+    events = service["worker"].events()
+    drafts = Counter(
+        str(e["event"]) for e in [*events, *service["web"].events()] if e.get("event") in DRAFTS
+    )
     report = control.webhook_job(job_id, deliveries=False)
     per_sdr = Counter(h["sdrId"] for h in control.handoffs() if not h.get("forced"))
     sla = Counter(str(e["event"]) for e in events if str(e.get("event", "")).startswith("sla."))
@@ -294,6 +316,8 @@ def _summary(
         ("follow-ups skipped (thread over)", decisions.get("skipped", 0)),
         ("follow-ups rescheduled (off hours)", decisions.get("rescheduled", 0)),
         ("follow-ups seeded", followups),
+        ("drafts generated (FOLLOWUP_DRAFTS)", drafts.get("draft.generated", 0)),
+        ("drafts sent in one click (double clicks once)", drafts.get("draft.sent", 0)),
         ("handoffs acted on in time (SLA 15 s)", sla.get("sla.acted", 0)),
         ("SLA reminders", sla.get("sla.reminded", 0)),
         ("SLA re-routes (forceForward to another SDR)", sla.get("sla.rerouted", 0)),

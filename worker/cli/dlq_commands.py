@@ -16,7 +16,7 @@ from worker.keys import Keys
 
 def _store() -> DeadLetters:
     settings = settings_or_exit()
-    return DeadLetters(redis_or_fail(settings.redis_url), Keys(settings.key_prefix))
+    return DeadLetters(redis_or_fail(settings), Keys(settings.key_prefix))
 
 
 @click.group()
@@ -33,7 +33,7 @@ def list_(limit: int | None, as_json: bool) -> None:
     """List dead letters, oldest first: all of them, or the oldest --limit N (the entries the
     console's Stuck work panel shows, GET /api/stuck)."""
     settings = settings_or_exit()
-    entries, total = dead_letter_rows(Reader.of(settings, redis_or_fail(settings.redis_url)), limit)
+    entries, total = dead_letter_rows(Reader.of(settings, redis_or_fail(settings)), limit)
     rows = [
         {
             **{f: e[f] for f in ("id", "task", "error_type", "error", "attempts")},

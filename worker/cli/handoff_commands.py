@@ -47,9 +47,7 @@ def handoffs() -> None:
 def list_handoffs(only_open: bool, breached: bool, limit: int, as_json: bool) -> None:
     """List the handoffs of the last DEDUPE_TTL_SECONDS, oldest first."""
     settings = settings_or_exit()
-    ledger = Ledger(
-        redis_or_fail(settings.redis_url), Keys(settings.key_prefix), settings.dedupe_ttl_seconds
-    )
+    ledger = Ledger(redis_or_fail(settings), Keys(settings.key_prefix), settings.dedupe_ttl_seconds)
     found = ledger.newest(limit)
     if only_open:
         found = [h for h in found if h.state == OPEN]

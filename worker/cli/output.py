@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from config.settings import Settings
+from worker.redis_conn import sync_client
+
 #: C0 and C1 control characters (and DEL), which a terminal may act on
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -68,11 +71,13 @@ def fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-def redis_or_fail(url: str) -> redis.Redis:
-    """A Redis client that answered PING, or one clear line and exit status 1."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+def redis_or_fail(settings: Settings, socket_timeout: float = 10) -> redis.Redis:
+    """A Redis client (to REDIS_URL, or the primary REDIS_SENTINELS name) that answered PING,
+    or one clear line and exit status 1."""
+    client = sync_client(settings, socket_connect_timeout=3, socket_timeout=socket_timeout)
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
-        fail(f"redis: no answer at REDIS_URL ({type(exc).__name__})")
+        where = "through REDIS_SENTINELS" if settings.redis_sentinels else "at REDIS_URL"
+        fail(f"redis: no answer {where} ({type(exc).__name__})")
     return client

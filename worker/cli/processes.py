@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import secrets
 import socket
 import threading
 from typing import Any
@@ -83,6 +84,24 @@ def run_web(settings: Settings) -> None:
         raise SystemExit(f"leadrouter: configuration error: {bad}") from None
 
 
+def _keep_alive(settings: Settings, app: Any, name: str) -> None:
+    """Beat this worker's alive key from now on, then have its transport record it as the
+    holder of every message it takes: a killed worker's messages go back within seconds
+    (worker/jobs/liveness.py). The holder's name is new with every process: a container
+    restarted after a crash has the same host name and often the same pid, and must not pass
+    for the worker it replaces."""
+    from worker.jobs.liveness import HOLDER_OPTION, Liveness
+    from worker.keys import Keys
+    from worker.runtime import redis_client
+
+    holder = f"{name}#{secrets.token_hex(4)}"
+    Liveness(redis_client(settings, 2), Keys(settings.key_prefix), holder).start()
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        HOLDER_OPTION: holder,
+    }
+
+
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     from worker.jobs.tasks import register
     from worker.runtime import Runtime
@@ -98,6 +117,7 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     stop = _flush_metrics_forever(settings, runtime.metrics, runtime.redis)
     signals.worker_shutdown.connect(lambda **_: stop.set(), weak=False)
     name = f"leadrouter-{os.getpid()}@{socket.gethostname()}"
+    _keep_alive(settings, app, name)
     app.worker_main(
         [
             "worker",

@@ -19,7 +19,7 @@ from worker.routing.simulate import read_decisions, simulate
 
 def _connect() -> tuple[redis.Redis, Keys]:
     settings = settings_or_exit()
-    return redis_or_fail(settings.redis_url), Keys(settings.key_prefix)
+    return redis_or_fail(settings), Keys(settings.key_prefix)
 
 
 @click.group(invoke_without_command=True)
@@ -32,7 +32,7 @@ def rotation(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = settings_or_exit()
-    panel = rotation_panel(Reader.of(settings, redis_or_fail(settings.redis_url)))
+    panel = rotation_panel(Reader.of(settings, redis_or_fail(settings)))
     order = sorted(
         panel["sdrs"], key=lambda s: -s["credit"] if s["credit"] is not None else float("inf")
     )

@@ -28,8 +28,9 @@ def leadrouter_argv(command: str) -> list[str]:
 
 @contextlib.contextmanager
 def redis_url_for(settings: Settings) -> Iterator[str]:
-    """REDIS_URL if a Redis answers there, else an embedded server for the duration."""
-    if answers(settings.redis_url):
+    """REDIS_URL if a Redis answers there (or REDIS_SENTINELS names the primary: never an
+    embedded server then), else an embedded server for the duration."""
+    if settings.redis_sentinels or answers(settings.redis_url):
         yield settings.redis_url
         return
     server = EmbeddedRedis()

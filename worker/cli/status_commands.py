@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-import redis
 
 from config.settings import ConfigError, Settings, settings_or_exit
 from worker import errors
@@ -12,12 +11,13 @@ from worker.console.reader import Reader
 from worker.console.rotation_panel import rotation_panel
 from worker.keys import QUEUES, Keys
 from worker.leadterra.client import LeadterraClient
+from worker.redis_conn import sync_client
 from worker.runtime import Runtime
 
 
 def _runtime(settings: Settings) -> Runtime:
     try:
-        return Runtime(settings, client=redis_or_fail(settings.redis_url))
+        return Runtime(settings, client=redis_or_fail(settings))
     except ConfigError as bad:
         fail(str(bad))
         raise
@@ -37,15 +37,11 @@ def check(max_queue: int) -> None:
     settings = settings_or_exit()
     try:
         settings.require("leadterra_api_key")
-        Runtime(settings, client=redis.Redis.from_url(settings.redis_url))
+        Runtime(settings, client=sync_client(settings))
     except ConfigError as bad:
         fail(f"config: {bad}")
     click.echo("config: ok")
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        fail(f"redis: no answer at REDIS_URL ({type(exc).__name__})")
+    client = redis_or_fail(settings, socket_timeout=5)
     click.echo("redis: ok")
     leadterra = LeadterraClient.from_settings(settings)
     try:
@@ -75,7 +71,7 @@ def health() -> None:
     from worker.health import readiness_sync
 
     settings = settings_or_exit()
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    client = sync_client(settings, socket_connect_timeout=3, socket_timeout=5)
     ready, reason = readiness_sync(client, Keys(settings.key_prefix), settings)
     if not ready:
         fail(reason)

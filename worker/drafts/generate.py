@@ -4,15 +4,19 @@
 
 One draft per pair: a stored record is reused without a call, so a redelivered or retried route
 never spends Leadterra's credits twice (a reused draft whose link has expired is signed a fresh
-one). The one task that generates holds `draft_generating` (SET NX EX, the draft timeout plus
-the rate-limit wait plus a margin); another task that finds it held polls Redis for the record
-until the holder lets go, its lock lapses or the task's time budget (worker/budget.py, less a
-second to notify) ends, and notifies without a draft when none appeared.
+one). The one task that generates holds `draft_generating` (redis-py's lock, lapsing after the
+draft timeout plus the rate-limit wait plus a margin); another task that finds it held polls
+Redis for the record until the holder lets go, its lock lapses or the task's time budget
+(worker/budget.py, less a second to notify) ends, and notifies without a draft when none
+appeared.
 
 The daily cap (FOLLOWUP_DRAFTS_DAILY_CAP, per UTC day) is taken with INCR before the call, so
 racing tasks never pass it; a slot is given back when taking it went past the cap, or when
 Leadterra answered the generate with an error status (nothing was drafted). A timeout, a dropped
 connection or anything else keeps its slot: the draft may have been made, and credits spent.
+
+A thread the note shows in any status but `awaiting_reply` or `needs_followup` gets no draft: the
+send link would refuse it as stale (worker/drafts/freshness.py), so generating would only spend.
 
 Every failure from the call on (Leadterra's errors, time running out, signing, storing, anything
 else) ends in `None`, a `draft.failed` warning (type name and a scrubbed message) and
@@ -22,14 +26,17 @@ Redis failing before the call (the lookup, the lock, the cap) fails the route, w
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import LockError
+
 from worker import budget, errors
+from worker.drafts.freshness import OPEN_STATUSES
 from worker.drafts.record import DraftRecord, DraftStore
 from worker.leadterra.models import Draft
 from worker.logs import get_logger
@@ -45,11 +52,6 @@ WAIT_POLL_SECONDS = 0.1
 WAIT_RESERVE_SECONDS = 1.0
 #: a day's counter outlives its day, so a late reader still sees it
 DAILY_TTL_SECONDS = 2 * 24 * 3600
-#: frees the lock only while it still holds our token (a lapsed lock may be another task's)
-RELEASE_LUA = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,17 @@ def draft_for(rt: Runtime, note: dict[str, Any]) -> DraftRecord | None:
     found = store.for_followup(job.followup_id, job.due_at)
     if found is not None:
         return _reuse(rt, store, job, found, "already drafted")
-    lock = rt.keys.draft_generating(job.followup_id, job.due_at)
-    token = uuid.uuid4().hex
-    if not rt.redis.set(lock, token, nx=True, ex=_lock_seconds(rt)):
-        return _wait(rt, store, job, lock)
+    name = rt.keys.draft_generating(job.followup_id, job.due_at)
+    # redis-py's lock: a token of its own, released only while still ours (a lapsed lock may be
+    # another task's by then)
+    lock = rt.redis.lock(name, timeout=_lock_seconds(rt), blocking=False)
+    if not lock.acquire():
+        return _wait(rt, store, job, name)
     try:
         return _generate(rt, store, job)
     finally:
-        rt.redis.register_script(RELEASE_LUA)(keys=[lock], args=[token])
+        with contextlib.suppress(LockError):
+            lock.release()
 
 
 def _job(note: dict[str, Any]) -> Job | None:
@@ -106,13 +111,17 @@ def _job(note: dict[str, Any]) -> Job | None:
         "thread": followup.get("threadId"),
     }
     missing = [name for name, value in named.items() if not value]
-    if missing:
+    status = thread.get("status")
+    reason = f"the follow-up names no {' and no '.join(missing)}" if missing else None
+    if not reason and status is not None and status not in OPEN_STATUSES:
+        reason = f"thread status {status}: a draft could not be sent"  # spend no credits
+    if reason:
         log.info(
             "draft.skipped",
             followup_id=named["followup id"],
             sdr_id=named["SDR"],
             thread_id=named["thread"],
-            reason=f"the follow-up names no {' and no '.join(missing)}",
+            reason=reason,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return None

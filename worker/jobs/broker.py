@@ -5,9 +5,13 @@ it (the worker dies, and the item is gone), and Celery logs and drops a message 
 `Transport` (a kombu Redis transport whose channel dead-letters an undecodable item instead) and
 `Consumer` (a Celery consumer whose decode, unknown-task and invalid-task hooks dead-letter the
 message before acknowledging it) keep such messages for an operator, and the queue flows on.
-Both are selected in worker/jobs/celery_app.py. `_brpop_read` follows kombu 5.7.0's, which the
-project pins; the `poison` scenario (tests/reliability/scenarios.py, run by
-tests/e2e/test_reliability.py) runs a real worker against it.
+`SentinelTransport` is the same over kombu's Sentinel transport (REDIS_SENTINELS): its channel
+is ours with kombu's Sentinel-managed pools. Each is selected in worker/jobs/celery_app.py
+(worker/redis_conn.py `broker_config`). Dead letters are written with a plain client (our keys
+carry the prefix themselves) on the channel's own pool, so they follow a failover too.
+`_brpop_read` follows kombu 5.7.0's, which the project pins; the `poison` scenario
+(tests/reliability/scenarios.py, run by tests/e2e/test_reliability.py) runs a real worker
+against it.
 """
 
 # kombu's channel internals (_connparams, _queue_cycle...) are not in its type hints.
@@ -20,17 +24,20 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from functools import cached_property
 from queue import Empty
 from typing import Any
 
 import redis
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.utils.json import dumps, loads
 
 from worker.jobs.deadletter import DeadLetter, DeadLetters
-from worker.keys import Keys
+from worker.jobs.liveness import HOLDER_OPTION
+from worker.keys import UNACKED_HOLDERS, Keys
 from worker.logs import get_logger
 
 log = get_logger("leadrouter.broker")
@@ -52,21 +59,49 @@ def poison_entry(queue: str, raw: bytes | str, error: Exception, task: str = "")
     )
 
 
-def _store(url: str, prefix: str) -> DeadLetters:
-    return DeadLetters(redis.Redis.from_url(url), Keys(prefix))
+def _store(channel: Any, prefix: str) -> DeadLetters:
+    """The dead letters through `channel`'s own (sync) pool, to REDIS_URL or to the primary
+    Sentinel names, with a plain client: our keys carry the prefix themselves."""
+    return DeadLetters(redis.Redis(connection_pool=channel.pool), Keys(prefix))
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's ack emulation, plus who holds each unacked message (worker/jobs/liveness.py):
+    written in the same MULTI as kombu's entry, removed with it (ack, reject, restore).
+    `append` follows kombu 5.7.0's; a process without HOLDER_OPTION records no holder."""
+
+    @cached_property
+    def holder(self) -> str | None:
+        connection: Any = self.channel.connection.client  # kombu's Connection
+        return connection.transport_options.get(HOLDER_OPTION) or None
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        if self.holder is None:
+            return super().append(message, delivery_tag)
+        delivery = message.delivery_info
+        entry = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        with self.pipe_or_acquire() as pipe:
+            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}).hset(
+                self.unacked_key, delivery_tag, entry
+            ).hset(UNACKED_HOLDERS, delivery_tag, self.holder).execute()
+            virtual.QoS.append(self, message, delivery_tag)
+        return None
+
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[misc]
+        return pipe.hdel(UNACKED_HOLDERS, delivery_tag)
 
 
 class Channel(kombu_redis.Channel):
-    """kombu's Redis channel, but an undecodable item is dead-lettered, not fatal."""
+    """kombu's Redis channel, but an undecodable item is dead-lettered, not fatal, and the
+    holder of each unacked message is recorded (`QoS`)."""
 
+    QoS = QoS
     _poison_store: DeadLetters | None = None
 
     def _dead_letter(self, queue: str, item: bytes, error: Exception) -> None:
-        if self._poison_store is None:  # a plain client: our keys carry the prefix themselves
-            pool = redis.ConnectionPool(**self._connparams())
-            self._poison_store = DeadLetters(
-                redis.Redis(connection_pool=pool), Keys(self.global_keyprefix)
-            )
+        if self._poison_store is None:
+            self._poison_store = _store(self, self.global_keyprefix)
         entry = poison_entry(queue, item, error)
         self._poison_store.add(entry)
         log.error(
@@ -110,10 +145,19 @@ class Channel(kombu_redis.Channel):
         """kombu builds a new Redis client object for every ack and every unacked put (two
         per task, a few percent of a worker's CPU); one per channel and pool does the same
         work. Redis client objects are thread-safe; a new pool after a reconnect gets a new
-        client."""
+        client.
+
+        A channel closed after a lost connection (Celery's `collect()` first drops the
+        transport's client, then the close disconnects the pools and restores the unacked
+        messages) has nothing to build a pool from: kombu's own code then raises AttributeError,
+        which Celery does not expect and which stops the worker (seen in a Sentinel failover).
+        A ConnectionError instead is ignored by the close like any broker error; the messages
+        stay in kombu's unacked hash for its visibility sweep."""
         if client:
             yield client
             return
+        if self._pool is None and (self.connection is None or self.connection.client is None):
+            raise redis.ConnectionError("the broker channel is closed")
         pool = self.pool
         if self._sync_client is None or self._sync_client_pool is not pool:
             self._sync_client = self._create_client()
@@ -123,6 +167,15 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """Our channel (poison dead-lettered, one client per pool) on kombu's Sentinel-managed
+    pools: its `_get_pool` and connection classes come from kombu's Sentinel channel."""
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
 
 
 class Consumer(CeleryConsumer):
@@ -138,8 +191,11 @@ class Consumer(CeleryConsumer):
         except Exception:  # whatever it is, keep what we can
             raw = repr(message)
         queue = (getattr(message, "delivery_info", None) or {}).get("routing_key", "?")
-        conf = self.app.conf
-        store = _store(conf.broker_url, conf.broker_transport_options.get("global_keyprefix", ""))
+        prefix = self.app.conf.broker_transport_options.get("global_keyprefix", "")
+        channel = getattr(message, "channel", None)
+        if channel is None and self.connection is not None:
+            channel = self.connection.default_channel
+        store = _store(channel, prefix)
         entry = poison_entry(str(queue), raw, error, task)
         store.add(entry)
         log.error(

@@ -33,6 +33,7 @@ from worker.keys import (
     QUEUE_FOLLOWUPS,
     TASK_ASSIGN,
     TASK_CANARY,
+    TASK_COMPLETE,
     TASK_MAILBOXES,
     TASK_NOTIFY,
     TASK_POLL,
@@ -42,6 +43,7 @@ from worker.keys import (
     TASK_ROUTE,
     TASK_WATCH,
 )
+from worker.redis_conn import broker_config, sentinel_options
 
 RELEASE_EVERY = 1.0
 CANARY_EVERY = 5.0
@@ -101,8 +103,10 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:
-    """kombu's Redis transport: visibility timeout, unacked sweep, connections, key prefix."""
+    """kombu's Redis transport: visibility timeout, unacked sweep, connections, key prefix;
+    with REDIS_SENTINELS, the master's name and how to ask the Sentinels."""
     return {
+        **sentinel_options(settings),
         "visibility_timeout": settings.visibility_timeout,
         "unacked_restore_interval": restore_interval(settings),
         "unacked_restore_throttle": 1,
@@ -118,10 +122,10 @@ def transport_options(settings: Settings) -> dict[str, Any]:
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Every Celery setting this service sets (the reasons are in docs/celery.md)."""
     return {
-        "broker_url": settings.redis_url,
+        # REDIS_URL, or kombu's sentinel:// (worker/redis_conn.py); either way our transport
+        # (kombu's Redis or Sentinel one) and Celery's consumer, with poison dead-lettered
+        **broker_config(settings),
         "broker_transport_options": transport_options(settings),
-        # kombu's Redis transport and Celery's consumer, with poison sent to the dead letters
-        "broker_transport": "worker.jobs.broker:Transport",
         "worker_consumer": "worker.jobs.broker:Consumer",
         "broker_connection_retry_on_startup": True,
         "broker_pool_limit": settings.worker_concurrency + 10,
@@ -151,6 +155,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             TASK_POLL: {"queue": QUEUE_FOLLOWUPS},
             TASK_ROUTE: {"queue": QUEUE_FOLLOWUPS},
             TASK_NOTIFY: {"queue": QUEUE_FOLLOWUPS},
+            TASK_COMPLETE: {"queue": QUEUE_FOLLOWUPS},
             TASK_RECONCILE: {"queue": QUEUE_DEFAULT},
             TASK_WATCH: {"queue": QUEUE_DEFAULT},
             TASK_RECOVER: {"queue": QUEUE_DEFAULT},

@@ -1,16 +1,26 @@
-"""Assign messages lost between the broker and a worker, found and sent again within seconds.
+"""Messages a killed worker held or lost, back on their queues within seconds.
 
-kombu's Redis transport takes a message off the queue (BRPOP) and only then writes it to its
-unacked hash: a worker killed between the two loses the message, and its reply's `seen` marker
-keeps every later webhook, sweep and backfill from enqueueing it again. So every assign message
-is also kept, from the moment it is enqueued until its reply has an outcome, in `inflight` (a
-hash: reply id -> message) and `inflight:at` (a sorted set: reply id -> when it was last known to
-be somewhere). The enqueue writes both in the same Lua call as the marker and the message
-(worker/jobs/queueing.py `ENQUEUE_ONCE`); an outcome (`done:{reply}`), a dead letter or its drop
-removes both in the same pipeline that records it (`settle`).
+Held. A worker killed while it holds messages (its reservation window of WORKER_CONCURRENCY,
+countdown retries waiting for their time), on any of our queues, leaves them in kombu's unacked
+hash, which gives them back only after VISIBILITY_TIMEOUT (900 s by default). So each worker
+beats an alive key every 2 s, and its transport records the holder of every message it takes
+(worker/jobs/liveness.py); each recovery first puts back every message whose holder has not
+beaten for 10 s, at the head of its queue and marked redelivered, as kombu's own restore would
+(`message.restored`). A live worker starved of CPU that long looks dead: its messages then run
+twice, which the pick, the `done` record and Leadterra's 409 make harmless (and the claims and
+ids of follow-ups, drafts and notifications for theirs).
 
-Every RECOVER_EVERY seconds, one `recover` (single-flight) looks at the replies in flight for
-longer than ORPHAN_AFTER_SECONDS. Each one is:
+Lost. kombu's Redis transport takes a message off the queue (BRPOP) and only then writes it to
+its unacked hash: a worker killed between the two loses the message, and its reply's `seen`
+marker keeps every later webhook, sweep and backfill from enqueueing it again. So every assign
+message is also kept, from the moment it is enqueued until its reply has an outcome, in
+`inflight` (a hash: reply id -> message) and `inflight:at` (a sorted set: reply id -> when it was
+last known to be somewhere). The enqueue writes both in the same Lua call as the marker and the
+message (worker/jobs/queueing.py `ENQUEUE_ONCE`); an outcome (`done:{reply}`), a dead letter or
+its drop removes both in the same pipeline that records it (`settle`).
+
+Every RECOVER_EVERY seconds, one `recover` (single-flight) restores the dead workers' messages,
+then looks at the replies in flight for longer than ORPHAN_AFTER_SECONDS. Each one is:
 
     settled     it has an outcome or a dead letter after all: its entries are removed
     somewhere   its message is on the assign queue, in kombu's unacked hash (a worker holds it;
@@ -30,12 +40,13 @@ import base64
 import contextlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from redis.exceptions import LockError
 
+from worker.jobs.liveness import restore_dead
 from worker.keys import QUEUE_ASSIGN, Keys, text
 from worker.logs import get_logger
 
@@ -119,6 +130,7 @@ class Recovered:
     settled: int = 0
     redelivered: int = 0
     skipped_lock: bool = False
+    restored: int = 0
 
 
 def recover(rt: Runtime, now: float | None = None) -> Recovered:
@@ -127,10 +139,34 @@ def recover(rt: Runtime, now: float | None = None) -> Recovered:
     if not lock.acquire(blocking=False):
         return Recovered(skipped_lock=True)
     try:
-        return _recover(rt, time.time() if now is None else now)
+        restored = restore_held(rt)
+        found = _recover(rt, time.time() if now is None else now)
+        return replace(found, restored=restored)
     finally:
         with contextlib.suppress(LockError):
             lock.release()
+
+
+def restore_held(rt: Runtime) -> int:
+    """Put back what dead workers held (worker/jobs/liveness.py); how many messages."""
+    restored = restore_dead(rt.redis, rt.keys)
+    for entry in restored:
+        log.warning(
+            "message.restored",
+            reply_id=reply_in(entry.message),
+            task=_task_of(entry.message),
+            queue=entry.queue,
+            worker=entry.worker,
+            reason="its worker stopped beating",
+            outcome="enqueued",
+        )
+    return len(restored)
+
+
+def _task_of(raw: str) -> str | None:
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        return str(json.loads(raw)["headers"]["task"])
+    return None
 
 
 def _recover(rt: Runtime, now: float) -> Recovered:

@@ -20,6 +20,7 @@ from celery import Celery, Task
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker import errors
+from worker.drafts.sending import complete_sent_followup
 from worker.followups.notify import log_fields
 from worker.followups.poll import poll, route
 from worker.health import stamp_heartbeat
@@ -32,6 +33,7 @@ from worker.keys import (
     QUEUE_FOLLOWUPS,
     TASK_ASSIGN,
     TASK_CANARY,
+    TASK_COMPLETE,
     TASK_MAILBOXES,
     TASK_NOTIFY,
     TASK_POLL,
@@ -105,6 +107,17 @@ def deliver_notification(task: ReliableTask, destination: str, note: dict[str, A
     )
 
 
+def complete_followup(task: ReliableTask, payload: dict[str, Any]) -> str:
+    """Complete a follow-up whose draft was sent (enqueued by worker/drafts/sending.py); a 409
+    is done already, anything else is retried or dead-lettered by the policy."""
+    if not isinstance(payload, dict):
+        raise errors.PoisonMessage("complete_followup needs {id, sdrId, draftId}")
+    structlog.contextvars.bind_contextvars(
+        followup_id=payload.get("id"), draft_id=payload.get("draftId")
+    )
+    return complete_sent_followup(task.runtime, payload)
+
+
 def release_due(task: ReliableTask) -> int:
     moved = task.runtime.delayed.release_due()
     if moved:
@@ -156,6 +169,7 @@ TASKS = (
     TaskSpec(TASK_POLL, "poll", QUEUE_FOLLOWUPS, poll_followups),
     TaskSpec(TASK_ROUTE, "followup", QUEUE_FOLLOWUPS, route_followup),
     TaskSpec(TASK_NOTIFY, "notification", QUEUE_FOLLOWUPS, deliver_notification),
+    TaskSpec(TASK_COMPLETE, "followup", QUEUE_FOLLOWUPS, complete_followup),
     TaskSpec(TASK_RELEASE, "release", QUEUE_DEFAULT, release_due),
     TaskSpec(TASK_CANARY, "canary", QUEUE_DEFAULT, canary),
     TaskSpec(TASK_MAILBOXES, "mailboxes", QUEUE_DEFAULT, check_mailbox_health),

@@ -95,8 +95,10 @@ OPENAPI: dict[str, Any] = {
                     "422": _json(_ERROR, "JSON of the wrong shape"),
                     "431": _json(_ERROR, "Request head over 64 KiB; the connection is closed"),
                     "503": {
-                        "description": "Queue unavailable (JSON), or more than MAX_CONNECTIONS "
-                        "connections open (text, from the server); Leadterra will retry",
+                        "description": "Queue unavailable or, with REDIS_MIN_REPLICAS_ACK, "
+                        "not confirmed by that many replicas in time (JSON), or more than "
+                        "MAX_CONNECTIONS connections open (text, from the server); Leadterra "
+                        "will retry",
                         "content": {
                             "application/json": {"schema": _ERROR},
                             "text/plain": {"schema": {"type": "string"}},

@@ -5,8 +5,10 @@ signature over the raw bytes, decides (worker/receiver/webhook.py), refuses a de
 signed `timestamp` is older than WEBHOOK_TOLERANCE_SECONDS (a replay: 200 `stale`, nothing
 written) and, for a positive reply, pushes the assign task and the dedupe marker in one atomic
 Redis call. Answers: 202 enqueued, 200 ignored, duplicate or stale, 401 bad signature, 400/422
-malformed, 408 too slow, 413 too large, 503 Redis down. Bad input is never a 500. This app also
-serves /healthz; /readyz, /metrics and /openapi.json are on the admin listener (admin.py).
+malformed, 408 too slow, 413 too large, 503 Redis down (or, with REDIS_MIN_REPLICAS_ACK, the
+enqueue not confirmed by that many replicas in time). Bad input is never a 500. This app also
+serves /healthz; /readyz, /metrics and /openapi.json are on the admin listener (admin.py), and,
+with ACTION_SECRET set, the one-click draft routes (/actions/*, /slack/actions: worker/oneclick/).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -30,13 +32,17 @@ from starlette.routing import Route
 from config.settings import Settings
 from worker import signature
 from worker.console.counters import MINUTE_TTL, WEBHOOKS, minute_of
-from worker.errors import Malformed, TooLarge
+from worker.errors import Malformed, NotReplicated, TooLarge
 from worker.gauges import Scrape
 from worker.jobs.queueing import ENQUEUE_ONCE, assign_message, enqueue_keys
 from worker.keys import Keys
 from worker.metrics import Metrics
 from worker.receiver.protocol import DEADLINE
 from worker.receiver.webhook import CLOCK_SKEW_SECONDS, decide, freshness, parse
+from worker.redis_conn import REPLICA_ACK_TIMEOUT_MS, async_client, eval_confirmed
+
+if TYPE_CHECKING:
+    from worker.oneclick.web_routes import OneClick
 
 log = structlog.get_logger("leadrouter.web")
 SIGNATURE_HEADER = "x-leadterra-signature"
@@ -120,24 +126,27 @@ class Receiver:
         the last webhook and counts this delivery, with any ignored ones not yet counted);
         False when the marker was there already."""
         count, self.uncounted = self.uncounted + 1, 0
+        keys = [
+            *enqueue_keys(self.keys, reply_id),
+            self.keys.last_webhook,
+            self.keys.stats_minute(minute_of(now)),
+        ]
+        args: list[str | int | float] = [
+            assign_message(payload),
+            self.settings.dedupe_ttl_seconds,
+            str(payload["acceptedAt"]),
+            reply_id,
+            repr(now),
+            repr(now),
+            count,
+            MINUTE_TTL,
+        ]
+        wanted = self.settings.redis_min_replicas_ack
         async with asyncio.timeout(REDIS_TIMEOUT):
-            fresh = await self.enqueue_once(
-                keys=[
-                    *enqueue_keys(self.keys, reply_id),
-                    self.keys.last_webhook,
-                    self.keys.stats_minute(minute_of(now)),
-                ],
-                args=[
-                    assign_message(payload),
-                    self.settings.dedupe_ttl_seconds,
-                    str(payload["acceptedAt"]),
-                    reply_id,
-                    repr(now),
-                    repr(now),
-                    count,
-                    MINUTE_TTL,
-                ],
-            )
+            if wanted:  # 202 or 200 only once that many replicas have it (and the marker)
+                fresh = await eval_confirmed(self.redis, self.enqueue_once, keys, args, wanted)
+            else:
+                fresh = await self.enqueue_once(keys=keys, args=args)
         self.stamped = now
         return bool(fresh)
 
@@ -215,6 +224,15 @@ class Receiver:
             )
         try:
             fresh = await self.enqueue(str(decision.reply_id), decision.payload, now)
+        except NotReplicated as short:  # only the primary has it: Leadterra must send it again
+            log.warning(
+                "webhook.replica_ack_timeout",
+                wanted=short.wanted,
+                acked=short.acked,
+                timeout_ms=REPLICA_ACK_TIMEOUT_MS,
+                **ids,
+            )
+            return self.answer(503, "not_replicated", started, error="queue not replicated", **ids)
         except (RedisError, OSError, TimeoutError) as exc:
             return self.answer(
                 503,
@@ -230,26 +248,33 @@ class Receiver:
 
 
 def redis_for_web(settings: Settings) -> aioredis.Redis:
-    """An async Redis client whose pool waits for a connection instead of failing."""
+    """An async Redis client whose pool waits for a connection instead of failing: to
+    REDIS_URL, or to the primary REDIS_SENTINELS name (worker/redis_conn.py)."""
     # No socket_timeout: on Python 3.11 redis-py wraps every command in asyncio.wait_for,
     # a Task per command (a tenth of the receiver's CPU). REDIS_TIMEOUT bounds each use instead.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=64,
-        timeout=3,
+    return async_client(
+        settings,
+        pool_size=64,
+        pool_wait=3,
         socket_connect_timeout=2,
         health_check_interval=30,
     )
-    return aioredis.Redis(connection_pool=pool)
 
 
 def create_app(
-    settings: Settings, *, client: aioredis.Redis | None = None, metrics: Metrics | None = None
+    settings: Settings,
+    *,
+    client: aioredis.Redis | None = None,
+    metrics: Metrics | None = None,
+    oneclick: OneClick | None = None,
 ) -> Starlette:
-    """The public app: the webhook (INTAKE=webhooks only) and /healthz. Pass `client` and
+    """The public app: the webhook (INTAKE=webhooks only), the one-click routes (ACTION_SECRET
+    set, either intake; `oneclick` replaces the ones built here) and /healthz. Pass `client` and
     `metrics` to share them (the admin app does; the caller then closes the client); without
     `client`, one is built here and closed by the app's lifespan. `metrics` gets this process's
     Settings for the gauges /metrics computes at scrape time (working hours, readiness, intake)."""
+    from worker.oneclick.web_routes import OneClick  # it reads bodies with this module's helpers
+
     redis_client = client or redis_for_web(settings)
     metrics = metrics or Metrics()
     # the admin app's /metrics computes its scrape-time gauges from these (worker/gauges.py)
@@ -258,6 +283,8 @@ def create_app(
     if settings.intake == "webhooks":  # polling mode has no webhook route: 404, and no secret
         receiver = Receiver(settings, redis_client, metrics)
         routes.append(Route("/webhooks/leadterra", receiver.webhook, methods=["POST"]))
+    actions = oneclick or OneClick.for_settings(settings, redis_client, metrics)
+    routes += actions.routes() if actions is not None else []
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -265,6 +292,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
+        if actions is not None:
+            await actions.aclose()
         if client is None:
             await redis_client.aclose()
 

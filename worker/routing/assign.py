@@ -8,7 +8,9 @@ Outcomes and their log events:
     held              no eligible SDR           reply.no_eligible_sdr
     duplicate         the reply was done before reply.duplicate
 
-Anything else raises (worker/errors.py) and the task's retry policy takes over.
+Anything else raises (worker/errors.py) and the task's retry policy takes over. With
+REDIS_MIN_REPLICAS_ACK an outcome record too few replicas confirmed in time raises NotReplicated
+(retried: the retry meets the record, or after a failover that lost it, Leadterra's 409).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from worker.jobs.orphans import settle
 from worker.jobs.queueing import source_of
 from worker.leadterra.models import AssignResult
 from worker.logs import get_logger
+from worker.redis_conn import REPLICA_ACK_TIMEOUT_MS, confirm_replicated
 from worker.routing.rotation import Pick, Policy
 from worker.runtime import Runtime
 
@@ -36,13 +39,18 @@ def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None
     source = source_of(reply)
     now = time.time()
     record = {"outcome": outcome, "sdr": sdr_id, "at": now, "source": source}
+    wanted = rt.settings.redis_min_replicas_ack
     with rt.redis.pipeline(transaction=False) as pipe:
         pipe.set(rt.keys.done(reply["id"]), json.dumps(record), ex=rt.settings.dedupe_ttl_seconds)
         pipe.hdel(rt.keys.held, reply["id"])
         settle(pipe, rt.keys, reply["id"])
         if outcome == "assigned" and sdr_id is not None:  # the console's per-day counts
             count_assignment(pipe, rt.keys, sdr_id, source, now)
-        pipe.execute()
+        if wanted:  # on the same connection, after the writes: they, and all before, replicated
+            pipe.wait(wanted, REPLICA_ACK_TIMEOUT_MS)
+        answers = pipe.execute()
+    if wanted:  # not confirmed: retried, and the retry finds this done record (or Leadterra's 409)
+        confirm_replicated(answers[-1], wanted, "the outcome record")
     rt.metrics.assignments.labels(outcome, source).inc()
     accepted = reply.get("acceptedAt")
     if not isinstance(accepted, int | float):
