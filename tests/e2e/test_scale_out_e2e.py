@@ -1,4 +1,6 @@
-"""Scale-out: two workers and two beats share the rotation, the locks and the dedupe."""
+"""Scale-out: two workers and two beats share the rotation, the locks and the dedupe, reaching
+Redis the way a multi-host deployment does: through Sentinel (a primary, a replica and three
+Sentinels on loopback; REDIS_URL's own host is a closed port)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 
 from tests.support.service import SECRET
 from worker.deadline import wait_until
+from worker.embedded_sentinel import SentinelGroup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -26,10 +29,14 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_two_workers_and_two_beats_do_no_double_work(service_factory) -> None:
+    group = SentinelGroup(replicas=1).start()
     service = service_factory(
         sdrs=4,
         disconnected=0,
         processes=("web", "worker", "worker", "beat", "beat"),
+        redis_server=group,
+        **group.env(),
+        REDIS_URL="redis://127.0.0.1:1/0",  # nothing listens there: the Sentinels name the host
         LEADTERRA_SDR_API_KEYS=json.dumps(SDR_KEYS),
         METRICS_FLUSH_SECONDS="1",
         WORKER_CONCURRENCY="8",
