@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import redis
@@ -36,6 +35,8 @@ import redis
 from bench import loadgen
 from bench.common import Outcome, children, say
 from bench.services import SECRET, Service, start_sandbox
+from leadterra_sandbox.client import replies_answered
+from leadterra_sandbox.clock import parse_iso
 from worker.children import Children
 from worker.deadline import wait_until
 from worker.embedded_sentinel import SentinelGroup
@@ -103,18 +104,6 @@ class GroupRedis:
         port = self.group.primary_port()
         process = self.group.node(port or 0).process
         return process.pid if process else 0
-
-
-def answered(report: dict[str, Any], *statuses: int) -> set[str]:
-    return {
-        d["replyId"]
-        for d in report["deliveries"]
-        if any(a["status"] in statuses for a in d["attempts"])
-    }
-
-
-def unix(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def fault(group: SentinelGroup, kind: str) -> tuple[float, float]:
@@ -195,9 +184,9 @@ def drill(kind: str, acks: int, cfg: dict[str, Any]) -> dict[str, Any]:
         )
         killed_at, failover_s = fault(group, kind)
         report = sandbox.control.wait_webhook_job(job["id"], timeout=120)
-        taken = answered(report, 202, 200)
+        taken = replies_answered(report, 202, 200)
         lost, handed = settle(service, taken)
-        times = sorted(unix(h["at"]) for h in sandbox.control.handoffs())
+        times = sorted(parse_iso(h["at"]) or 0.0 for h in sandbox.control.handoffs())
     later = [t for t in times if t > killed_at]
     # the assignments' outage: the longest wait between two handoffs, from the kill on
     gaps = [b - max(a, killed_at) for a, b in zip(times, times[1:], strict=False) if b > killed_at]
@@ -206,7 +195,7 @@ def drill(kind: str, acks: int, cfg: dict[str, Any]) -> dict[str, Any]:
         "acks": acks,
         "webhooks": count,
         "answered_2xx": len(taken),
-        "answered_202": len(answered(report, 202)),
+        "answered_202": len(replies_answered(report, 202)),
         "attempts": report["attemptResults"],
         "lost": len(lost),
         "lost_ids": sorted(lost)[:20],

@@ -17,7 +17,7 @@ import httpx
 from leadterra_sandbox.client_drafts import DraftControls
 from leadterra_sandbox.clock import iso_ms
 
-__all__ = ["ControlError", "SandboxControl"]
+__all__ = ["ControlError", "SandboxControl", "replies_answered"]
 
 
 class ControlError(Exception):
@@ -42,6 +42,16 @@ def camel(arguments: Mapping[str, Any], /, **changed: Any) -> dict[str, Any]:
             head, *rest = name.split("_")
             body[head + "".join(part.title() for part in rest)] = value
     return body
+
+
+def replies_answered(report: Mapping[str, Any], *statuses: int) -> set[str]:
+    """The replies of a webhook job's report (`webhook_job(id)`, with deliveries) that had at
+    least one delivery attempt answered with one of `statuses`."""
+    return {
+        d["replyId"]
+        for d in report["deliveries"]
+        if any(a["status"] in statuses for a in d["attempts"])
+    }
 
 
 class SandboxControl(DraftControls):

@@ -14,11 +14,12 @@ bench/failover.py runs the same with REDIS_MIN_REPLICAS_ACK=0 and counts what th
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 import pytest
 
+from leadterra_sandbox.client import replies_answered
+from leadterra_sandbox.clock import parse_iso
 from tests.support.service import SECRET, Service
 from worker.deadline import wait_until
 from worker.embedded_sentinel import SentinelGroup
@@ -38,23 +39,10 @@ ENV = {
 }
 
 
-def answered(report: dict[str, Any], *statuses: int) -> set[str]:
-    """Replies with at least one delivery answered with one of `statuses`."""
-    return {
-        d["replyId"]
-        for d in report["deliveries"]
-        if any(a["status"] in statuses for a in d["attempts"])
-    }
-
-
-def unix(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 def after_the_kill(service: Service, report: dict[str, Any], killed_at: float) -> str:
     """Seconds from the kill to the next handoff (a call in flight may end just after it), and
     to the first handoff of a reply first sent after the kill (the service back at work)."""
-    handed = {h["replyId"]: unix(h["at"]) for h in service.handoffs()}
+    handed = {h["replyId"]: parse_iso(h["at"]) or 0.0 for h in service.handoffs()}
     later = [t for t in handed.values() if t > killed_at]
     fresh = [
         handed[d["replyId"]]
@@ -103,7 +91,7 @@ def test_a_failover_loses_no_acknowledged_webhook_and_doubles_none(service_facto
 
     report = control.wait_webhook_job(job["id"], timeout=60)
     # 202, or 200 for a retry of one answered 503 whose enqueue a replica confirmed since
-    taken = answered(report, 202, 200)
+    taken = replies_answered(report, 202, 200)
     service.wait_assigned(taken, timeout=45)
     tally = service.tally(taken, prefix="rpl_fo_")
     statuses = report["attemptResults"]
@@ -111,7 +99,8 @@ def test_a_failover_loses_no_acknowledged_webhook_and_doubles_none(service_facto
         f"\nfailover: primary killed after {REPLIES // 2} webhooks; new primary named in "
         f"{failover_s} s, a replica again at {replica_back_s} s; "
         f"{after_the_kill(service, report, killed_at)}; attempts {statuses}; "
-        f"{len(answered(report, 202))} of {REPLIES} replies answered 202, {len(taken)} 2xx; "
+        f"{len(replies_answered(report, 202))} of {REPLIES} replies answered 202, "
+        f"{len(taken)} 2xx; "
         f"{tally}"
     )
     assert tally == {
