@@ -1,9 +1,9 @@
 """`python -m bench [SCENARIO ...] [--quick] [size flags]`: run the benchmarks, print the table.
 
-Scenarios: ingest, e2e, ratelimit, followups, scaling, reconcile, console (the default set); the
-opt-in failover (a Sentinel failover at REDIS_MIN_REPLICAS_ACK 0 and 1, and what 1 costs the
-ingest rate); and the opt-in diagnostics in bench/diagnostics/: profile (py-spy on the receiver
-and a worker) and gc (the receiver's GC pauses).
+Scenarios: ingest, e2e, ratelimit, followups, scaling, reconcile, console, footprint (the default
+set); the opt-in failover (a Sentinel failover at REDIS_MIN_REPLICAS_ACK 0 and 1, and what 1
+costs the ingest rate); and the opt-in diagnostics in bench/diagnostics/: profile (py-spy on the
+receiver and a worker) and gc (the receiver's GC pauses).
 Progress goes to stderr, the table to stdout, and every figure with the machine,
 the Python version and the git commit to bench/results/latest.json.
 """
@@ -20,6 +20,7 @@ from bench import (
     e2e,
     failover,
     followups,
+    footprint,
     ingest,
     ratelimit,
     reconcile,
@@ -39,12 +40,22 @@ SCENARIOS: dict[str, ModuleType] = {
         scaling,
         reconcile,
         console,
+        footprint,
         failover,
         profile,
         gcpause,
     )
 }
-DEFAULT = ("ingest", "e2e", "ratelimit", "followups", "scaling", "reconcile", "console")
+DEFAULT = (
+    "ingest",
+    "e2e",
+    "ratelimit",
+    "followups",
+    "scaling",
+    "reconcile",
+    "console",
+    "footprint",
+)
 
 
 def parser() -> argparse.ArgumentParser:

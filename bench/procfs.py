@@ -1,4 +1,4 @@
-"""Measurements from /proc: CPU-seconds of process trees, peak memory, sockets, machine load.
+"""Measurements from /proc: CPU-seconds of process trees, memory, sockets, machine load.
 
 CPU is user + system time of every thread of a process and of its descendants, read before and
 after a window; the machine's busy time (all processes, /proc/stat) over the same window tells
@@ -70,16 +70,25 @@ def local_ports(pid: int) -> set[int]:
     return ports
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """The process's peak resident set (VmHWM), in MiB."""
+def _status_mb(pid: int, field: str) -> float | None:
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return round(int(line.split()[1]) / 1024, 1)
     except FileNotFoundError:
         return None
     return None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM), in MiB."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float | None:
+    """The process's resident set now (VmRSS: its own pages and the shared ones it maps), MiB."""
+    return _status_mb(pid, "VmRSS")
 
 
 def machine_busy_seconds() -> float:

@@ -1,5 +1,13 @@
+import json
+
 from tests.conftest import make_settings
-from worker.jobs.celery_app import create_celery, restore_interval
+from worker.jobs.celery_app import (
+    CANARY_OPTIONS,
+    beat_schedule,
+    create_celery,
+    restore_interval,
+    send_canary,
+)
 from worker.jobs.tasks import register
 from worker.keys import (
     QUEUE_ASSIGN,
@@ -135,3 +143,18 @@ def test_celery_events_are_off_unless_celery_events_is_set() -> None:
     assert (off.worker_send_task_events, off.task_send_sent_event) == (False, False)
     on = create_celery(make_settings(celery_events=True)).conf
     assert (on.worker_send_task_events, on.task_send_sent_event) == (True, True)
+
+
+def test_send_canary_queues_the_canary_as_beat_sends_it(redis_server, real_redis) -> None:
+    """A worker sends one when its consumer is up (worker/cli/processes.py): /readyz turns
+    green as soon as a worker consumes it, not a canary period after start."""
+    settings = make_settings(redis_url=redis_server.url)
+    app = create_celery(settings)
+    send_canary(app)
+    raw = real_redis.lrange(f"{settings.key_prefix}{QUEUE_DEFAULT}", 0, -1)
+    assert len(raw) == 1
+    headers = json.loads(raw[0])["headers"]
+    assert headers["task"] == TASK_CANARY
+    assert headers["expires"]  # as beat's entry: a stale canary is never consumed
+    canary = next(e for e in beat_schedule(settings).values() if e["task"] == TASK_CANARY)
+    assert canary["options"] == CANARY_OPTIONS

@@ -21,10 +21,10 @@ from worker.redis_conn import (
     SentinelPool,
     async_client,
     broker_config,
+    redis_client,
     sentinel_options,
     sync_client,
 )
-from worker.runtime import redis_client
 
 SENTINELS = "10.0.0.1:26379,10.0.0.2:26380,10.0.0.3:26381"
 

@@ -24,9 +24,9 @@ from worker import errors
 from worker.deadline import wait_until
 from worker.embedded_sentinel import MASTER, SentinelGroup
 from worker.receiver.web import create_app, redis_for_web
-from worker.redis_conn import REPLICA_ACK_TIMEOUT_MS, sync_client
+from worker.redis_conn import REPLICA_ACK_TIMEOUT_MS, redis_client, sync_client
 from worker.routing.assign import assign
-from worker.runtime import Runtime, redis_client
+from worker.runtime import Runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

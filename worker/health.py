@@ -3,6 +3,8 @@
 A worker process can stay alive while it has stopped consuming after a Redis reconnect
 (celery#10205), so readiness does not trust the process: beat sends a `canary` task every few
 seconds and the worker that runs it stamps `heartbeat` in Redis. Stale means nobody consumes.
+A worker also sends one canary when its consumer first comes up, so a fresh deployment is
+ready once that message went through the queue, not a canary period later.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ REDIS_SENTINEL_PASSWORD is the Sentinels' own (`requirepass` in sentinel.conf). 
 asked over plain TCP.
 
     sync_client(settings, ...)     workers, the console, the CLI; a blocking pool when sized
+    redis_client(settings, n)      the same with a pool of n and the service's timeouts
     async_client(settings, ...)    the receiver: a blocking pool that waits for a connection
     broker_config(settings)        Celery: broker URL, kombu transport and its Sentinel options
 
@@ -155,6 +156,19 @@ def sync_client(
         _master(settings), redis_class=redis.Redis, connection_pool_class=pool_class, **sized
     )
     return client
+
+
+def redis_client(settings: Settings, max_connections: int) -> redis.Redis:
+    """A thread-safe client whose pool waits up to 10 s for one of `max_connections`: to
+    REDIS_URL, or to the primary REDIS_SENTINELS name."""
+    return sync_client(
+        settings,
+        pool_size=max_connections,
+        pool_wait=10,
+        socket_connect_timeout=3,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
 
 
 def async_client(

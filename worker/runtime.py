@@ -25,7 +25,7 @@ from worker.leadterra.client import LeadterraClient
 from worker.leadterra.ratelimit import RateGate
 from worker.logs import get_logger, scrub
 from worker.metrics import Metrics
-from worker.redis_conn import sync_client
+from worker.redis_conn import redis_client
 from worker.routing.policy import HoursBook, PolicySource
 from worker.routing.rotation import Rotation
 from worker.routing.workhours import WorkingHours
@@ -62,19 +62,6 @@ class CallRecorder:
         log.debug(
             "leadterra.call", endpoint=endpoint, status=status, duration_ms=round(seconds * 1000, 1)
         )
-
-
-def redis_client(settings: Settings, max_connections: int) -> redis.Redis:
-    """A thread-safe client whose pool waits up to 10 s for one of `max_connections`: to
-    REDIS_URL, or to the primary REDIS_SENTINELS name (worker/redis_conn.py)."""
-    return sync_client(
-        settings,
-        pool_size=max_connections,
-        pool_wait=10,
-        socket_connect_timeout=3,
-        socket_timeout=10,
-        health_check_interval=30,
-    )
 
 
 class Runtime:

@@ -1,4 +1,8 @@
-"""The long-running processes: receiver, worker and beat. Each builds its own Settings."""
+"""The long-running processes: receiver, worker and beat. Each builds its own Settings.
+
+Each imports only what it runs (the receiver no Celery, beat no HTTP client or metrics): every
+module imported stays resident for the life of the process (docs/benchmarks.md, "Footprint").
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,28 @@ import os
 import secrets
 import socket
 import threading
-from typing import Any
-
-from celery import signals
+from typing import TYPE_CHECKING, Any
 
 from config.settings import ConfigError, Settings
-from worker.jobs.celery_app import create_celery
 from worker.keys import QUEUES
 from worker.logs import configure_logging, get_logger
-from worker.metrics import Metrics
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from worker.metrics import Metrics
 
 log = get_logger("leadrouter.process")
 
 
 def _logging(settings: Settings, process: str) -> None:
     configure_logging(settings.log_level, settings.log_format, settings.secret_values(), process)
-    # Celery must not install its own handlers: its records go through ours.
+
+
+def _celery_logging() -> None:
+    """Celery must not install its own handlers: its records go through ours."""
+    from celery import signals
+
     signals.setup_logging.connect(_keep_our_logging, weak=False)
 
 
@@ -61,6 +71,7 @@ def _flush_metrics_forever(settings: Settings, metrics: Metrics, client: Any) ->
 
 def run_web(settings: Settings) -> None:
     """The receiver on PORT and the admin listener on ADMIN_PORT (worker/receiver/server.py)."""
+    from worker.metrics import Metrics
     from worker.receiver.admin import create_admin_app
     from worker.receiver.server import check_admin_exposure, serve
     from worker.receiver.web import create_app, redis_for_web
@@ -92,7 +103,7 @@ def _keep_alive(settings: Settings, app: Any, name: str) -> None:
     for the worker it replaces."""
     from worker.jobs.liveness import HOLDER_OPTION, Liveness
     from worker.keys import Keys
-    from worker.runtime import redis_client
+    from worker.redis_conn import redis_client
 
     holder = f"{name}#{secrets.token_hex(4)}"
     Liveness(redis_client(settings, 2), Keys(settings.key_prefix), holder).start()
@@ -103,10 +114,14 @@ def _keep_alive(settings: Settings, app: Any, name: str) -> None:
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    from celery import signals
+
+    from worker.jobs.celery_app import create_celery, send_canary
     from worker.jobs.tasks import register
     from worker.runtime import Runtime
 
     _logging(settings, "worker")
+    _celery_logging()
     try:
         settings.require("leadterra_api_key")
         runtime = Runtime(settings)  # loads the roster: a bad file stops here
@@ -116,25 +131,44 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     register(app, runtime)
     stop = _flush_metrics_forever(settings, runtime.metrics, runtime.redis)
     signals.worker_shutdown.connect(lambda **_: stop.set(), weak=False)
+    # Readiness at once, still proven through the broker: this worker's consumer is up, and
+    # the canary it sends now is consumed like beat's (worker/health.py).
+    signals.worker_ready.connect(lambda **_: send_canary(app), weak=False)
     name = f"leadrouter-{os.getpid()}@{socket.gethostname()}"
     _keep_alive(settings, app, name)
-    app.worker_main(
-        [
-            "worker",
-            "--pool=threads",
-            f"--concurrency={concurrency or settings.worker_concurrency}",
-            f"--queues={','.join(QUEUES)}",
-            f"--hostname={name}",
-            f"--loglevel={settings.log_level}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
+    _consume(app, settings, name, concurrency or settings.worker_concurrency)
+
+
+def _consume(app: Celery, settings: Settings, name: str, concurrency: int) -> None:
+    """What `celery worker --pool=threads ... --without-gossip --without-mingle
+    --without-heartbeat` runs, without Celery's command line: that imports every Celery
+    subcommand, its REPL (prompt_toolkit) and installed plugins such as Flower: 11 MiB
+    resident for nothing."""
+    from celery.platforms import maybe_drop_privileges
+    from celery.utils.log import mlevel
+
+    maybe_drop_privileges(uid=None, gid=None)  # as the command line: refuses root with pickle
+    worker = app.Worker(
+        hostname=name,
+        pool="threads",
+        concurrency=concurrency,
+        queues=list(QUEUES),
+        loglevel=mlevel(settings.log_level),
+        optimization="default",
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
     )
+    worker.start()
+    if worker.exitcode:
+        raise SystemExit(worker.exitcode)
 
 
 def run_beat(settings: Settings) -> None:
+    from worker.jobs.celery_app import create_celery
+
     _logging(settings, "beat")
+    _celery_logging()
     app = create_celery(settings)
     log.info("beat.starting", schedule=sorted(app.conf.beat_schedule))
     if settings.sla_minutes:

@@ -22,10 +22,10 @@ from worker.jobs.deadletter import DeadLetters
 from worker.jobs.holds import Holds
 from worker.jobs.queueing import Delayed
 from worker.keys import Keys
+from worker.redis_conn import redis_client
 from worker.routing.policy import HoursBook, PolicySource
 from worker.routing.rotation import Rotation
 from worker.routing.workhours import WorkingHours
-from worker.runtime import redis_client
 from worker.sla.ledger import Ledger
 
 T = TypeVar("T")

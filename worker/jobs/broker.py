@@ -3,8 +3,10 @@
 Out of the box, kombu's Redis transport raises on an item that is not JSON after it has popped
 it (the worker dies, and the item is gone), and Celery logs and drops a message it cannot read.
 `Transport` (a kombu Redis transport whose channel dead-letters an undecodable item instead) and
-`Consumer` (a Celery consumer whose decode, unknown-task and invalid-task hooks dead-letter the
-message before acknowledging it) keep such messages for an operator, and the queue flows on.
+`Consumer` (worker/jobs/consumer.py: a Celery consumer whose decode, unknown-task and
+invalid-task hooks dead-letter the message before acknowledging it) keep such messages for an
+operator, and the queue flows on. The transport is loaded by every process that publishes
+(beat too), the consumer only by workers: it brings in Celery's worker.
 `SentinelTransport` is the same over kombu's Sentinel transport (REDIS_SENTINELS): its channel
 is ours with kombu's Sentinel-managed pools. Each is selected in worker/jobs/celery_app.py
 (worker/redis_conn.py `broker_config`). Dead letters are written with a plain client (our keys
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Iterator
 from functools import cached_property
@@ -29,7 +30,6 @@ from queue import Empty
 from typing import Any
 
 import redis
-from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
@@ -59,7 +59,7 @@ def poison_entry(queue: str, raw: bytes | str, error: Exception, task: str = "")
     )
 
 
-def _store(channel: Any, prefix: str) -> DeadLetters:
+def poison_store(channel: Any, prefix: str) -> DeadLetters:
     """The dead letters through `channel`'s own (sync) pool, to REDIS_URL or to the primary
     Sentinel names, with a plain client: our keys carry the prefix themselves."""
     return DeadLetters(redis.Redis(connection_pool=channel.pool), Keys(prefix))
@@ -101,7 +101,7 @@ class Channel(kombu_redis.Channel):
 
     def _dead_letter(self, queue: str, item: bytes, error: Exception) -> None:
         if self._poison_store is None:
-            self._poison_store = _store(self, self.global_keyprefix)
+            self._poison_store = poison_store(self, self.global_keyprefix)
         entry = poison_entry(queue, item, error)
         self._poison_store.add(entry)
         log.error(
@@ -176,49 +176,3 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
 
 class SentinelTransport(kombu_redis.SentinelTransport):
     Channel = SentinelChannel
-
-
-class Consumer(CeleryConsumer):
-    """Celery's consumer, but what it cannot read is dead-lettered before it is dropped."""
-
-    def _dead_letter(self, message: Any, error: Exception, task: str = "") -> None:
-        try:
-            raw = (
-                message.body
-                if isinstance(message.body, bytes | str)
-                else json.dumps(message.body, default=str)
-            )
-        except Exception:  # whatever it is, keep what we can
-            raw = repr(message)
-        queue = (getattr(message, "delivery_info", None) or {}).get("routing_key", "?")
-        prefix = self.app.conf.broker_transport_options.get("global_keyprefix", "")
-        channel = getattr(message, "channel", None)
-        if channel is None and self.connection is not None:
-            channel = self.connection.default_channel
-        store = _store(channel, prefix)
-        entry = poison_entry(str(queue), raw, error, task)
-        store.add(entry)
-        log.error(
-            "task.poison",
-            queue=queue,
-            entry_id=entry.id,
-            task=task or None,
-            error=entry.error,
-            outcome="dead_lettered",
-        )
-
-    def on_decode_error(self, message: Any, exc: Exception) -> None:
-        self._dead_letter(message, exc)
-        message.ack()
-
-    def on_unknown_message(self, body: Any, message: Any) -> None:
-        self._dead_letter(message, ValueError("not a task message"))
-        super().on_unknown_message(body, message)
-
-    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
-        self._dead_letter(message, exc, str((message.headers or {}).get("task", "")))
-        super().on_unknown_task(body, message, exc)
-
-    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        self._dead_letter(message, exc, str((message.headers or {}).get("task", "")))
-        super().on_invalid_task(body, message, exc)

@@ -47,6 +47,7 @@ from worker.redis_conn import broker_config, sentinel_options
 
 RELEASE_EVERY = 1.0
 CANARY_EVERY = 5.0
+CANARY_OPTIONS: dict[str, Any] = {"expires": 10, "queue": QUEUE_DEFAULT}
 TASK_TIME_LIMIT = 60  # for a pool that enforces it; the threads pool does not (docs/celery.md)
 
 
@@ -70,11 +71,7 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "schedule": RECOVER_EVERY,
             "options": {"expires": RECOVER_EVERY, "queue": QUEUE_DEFAULT},
         },
-        "canary": {
-            "task": TASK_CANARY,
-            "schedule": CANARY_EVERY,
-            "options": {"expires": 10, "queue": QUEUE_DEFAULT},
-        },
+        "canary": {"task": TASK_CANARY, "schedule": CANARY_EVERY, "options": {**CANARY_OPTIONS}},
         "poll-followups": {
             "task": TASK_POLL,
             "schedule": settings.followup_poll_seconds,
@@ -126,7 +123,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # (kombu's Redis or Sentinel one) and Celery's consumer, with poison dead-lettered
         **broker_config(settings),
         "broker_transport_options": transport_options(settings),
-        "worker_consumer": "worker.jobs.broker:Consumer",
+        "worker_consumer": "worker.jobs.consumer:Consumer",
         "broker_connection_retry_on_startup": True,
         "broker_pool_limit": settings.worker_concurrency + 10,
         "task_serializer": "json",
@@ -171,6 +168,12 @@ def stamp_enqueued(headers: dict[str, Any] | None = None, **_: Any) -> None:
     retry inherits its first message's headers: the stamp is replaced, not kept)."""
     if headers is not None and str(headers.get("task", "")).startswith("leadrouter."):
         headers[ENQUEUED_AT_HEADER] = time.time()
+
+
+def send_canary(app: Celery) -> None:
+    """Send one canary now, as beat does every CANARY_EVERY: a worker sends it when its
+    consumer is up, so /readyz turns green as soon as it consumes one, not a period later."""
+    app.send_task(TASK_CANARY, **CANARY_OPTIONS)
 
 
 def create_celery(settings: Settings) -> Celery:

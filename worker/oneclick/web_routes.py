@@ -59,7 +59,8 @@ from worker.oneclick.send_pages import (
     unknown_draft_page,
 )
 from worker.oneclick.slack_actions import SlackActions
-from worker.runtime import Runtime, redis_client
+from worker.redis_conn import redis_client
+from worker.runtime import Runtime
 
 log = get_logger("leadrouter.drafts")
 T = TypeVar("T")

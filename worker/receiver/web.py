@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from worker.oneclick.web_routes import OneClick
 
 log = structlog.get_logger("leadrouter.web")
+WEBHOOK_PATH = "/webhooks/leadterra"
 SIGNATURE_HEADER = "x-leadterra-signature"
 REDIS_TIMEOUT = 5.0
 STAMP_EVERY = 1.0
@@ -273,8 +274,6 @@ def create_app(
     `metrics` to share them (the admin app does; the caller then closes the client); without
     `client`, one is built here and closed by the app's lifespan. `metrics` gets this process's
     Settings for the gauges /metrics computes at scrape time (working hours, readiness, intake)."""
-    from worker.oneclick.web_routes import OneClick  # it reads bodies with this module's helpers
-
     redis_client = client or redis_for_web(settings)
     metrics = metrics or Metrics()
     # the admin app's /metrics computes its scrape-time gauges from these (worker/gauges.py)
@@ -282,8 +281,14 @@ def create_app(
     routes = []
     if settings.intake == "webhooks":  # polling mode has no webhook route: 404, and no secret
         receiver = Receiver(settings, redis_client, metrics)
-        routes.append(Route("/webhooks/leadterra", receiver.webhook, methods=["POST"]))
-    actions = oneclick or OneClick.for_settings(settings, redis_client, metrics)
+        routes.append(Route(WEBHOOK_PATH, receiver.webhook, methods=["POST"]))
+    actions = oneclick
+    if actions is None and settings.action_secret:
+        # imported here (it reads bodies with this module's helpers), and only when configured:
+        # its HTTP clients would otherwise stay resident for nothing
+        from worker.oneclick.web_routes import OneClick
+
+        actions = OneClick.for_settings(settings, redis_client, metrics)
     routes += actions.routes() if actions is not None else []
 
     async def healthz(_: Request) -> Response:
