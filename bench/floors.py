@@ -5,7 +5,8 @@
               durable receiver can do
 
 Both run under `worker.receiver.server.serve` (same uvicorn flags, the same GuardedProtocol) with
-HOST and PORT from the environment, and answer with a small JSON body, as the receiver does.
+HOST and PORT from the environment, and answer with a small JSON body, as the receiver does; the
+admin listener (ADMIN_PORT) serves the stack app.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown floor {kind!r}: stack or durable")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    serve(settings, app)
+    serve(settings, app, stack_app())
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The sandbox is reset and seeded with the N replies the generator will announce, Redis is
 flushed, then the generator posts them (closed loop, or at a fixed rate) while the workers
 already consume. Latency per reply is the sandbox's handoff time (recorded when assign answers)
-minus the time the generator got its 202. CPU is read from /proc for every process tree over the
+minus the time the generator got its 202; the sandbox's own answer time is that handoff minus the
+arrival of the assign call that made it. CPU is read from /proc for every process tree over the
 whole run, so CPU per assignment covers the receiver and every worker.
 """
 
@@ -71,6 +72,7 @@ def run_replies(
     summary = sandbox.control.summary()
     accepted: dict[str, float] = sent["accepted_at"]
     delays = [handoffs[r] - t for r, t in accepted.items() if r in handoffs]
+    answers = sandbox.answer_times(handoffs)
     span = max(handoffs.values()) - min(accepted.values())
     worker_cpu = sum(cpu[w.name] for w in workers)
     result = {
@@ -83,6 +85,7 @@ def run_replies(
         "span_s": round(span, 3),
         "assignments_per_s": round(len(handoffs) / span, 1),
         "webhook_to_assigned": latency_summary(delays),
+        "sandbox_answer": latency_summary(answers),
         "cpu_s": cpu,
         "cores": meter.cores(),
         "machine_cores": round(meter.machine / meter.elapsed, 2),

@@ -2,8 +2,10 @@
 
 Redis (`redis-server` on a free port, no persistence), the Leadterra sandbox (`python -m
 leadterra_sandbox`), and the service's own processes (`python -m worker web|worker|beat`) with the
-environment the README documents. A worker counts as ready when its consumer connection is blocked
-in BRPOP on the queues (seen in Redis's CLIENT LIST), with no change to the service.
+environment the README documents, logging as users run them (LOG_LEVEL=INFO, JSON lines; a
+scenario overrides it for its WARNING rows). A worker counts as ready when its consumer
+connection is blocked in BRPOP on the queues (seen in Redis's CLIENT LIST), with no change to the
+service.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from worker.children import Child, Children
 from worker.deadline import wait_http, wait_until
 from worker.embedded_redis import EmbeddedRedis, free_port
 
+#: the service's processes log as users run them (the default, INFO, JSON lines); the old rows'
+#: level, WARNING, is measured beside it where a target is
+LOG_LEVEL, QUIET_LOG_LEVEL = "INFO", "WARNING"
+ASSIGN_ENDPOINT = "POST /v1/replies/{id}/assign"
 SECRET = "whsec_bench_0123456789abcdef"
 API_KEY = "sk_test_workspace"
 PREFIX = "bench:"
@@ -101,6 +107,16 @@ class Sandbox:
             found.setdefault(handoff["replyId"], at)
         return found
 
+    def answer_times(self, handoffs: dict[str, float]) -> list[float]:
+        """The sandbox's own answer time for each handoff, seconds: from the arrival of the
+        assign call that made it (the first answered 200) to the handoff, which the sandbox
+        records after its latency and jitter (both on one clock; the handoff's to the ms)."""
+        arrived: dict[str, float] = {}
+        for call in self.control.calls(endpoint=ASSIGN_ENDPOINT):
+            if call["status"] == 200:
+                arrived.setdefault(call["path"].split("/")[3], call["at"])
+        return [at - arrived[r] for r, at in handoffs.items() if r in arrived]
+
 
 def start_sandbox(
     procs: Children,
@@ -165,7 +181,7 @@ class Service:
             "ADMIN_PORT": "0",  # a free one: deployments side by side must not share 9000
             "WORKER_CONCURRENCY": "32",
             "LEADTERRA_MAX_RPS": "100000",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": LOG_LEVEL,
             "LOG_FORMAT": "json",
             **self.extra,
             **overrides,

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from worker import logs
 from worker.logs import SECRET_FIELDS, Scrubber, configure_logging, get_logger
 from worker.logs import scrub as scrub_text
 
@@ -278,3 +279,135 @@ def test_an_uncaught_exception_is_logged_scrubbed_not_printed_raw(
     text = json.dumps(lines)
     for form in FORMS_IN_A_TRACEBACK:
         assert form not in text
+
+
+# -- the direct path writes what the standard library's path wrote ----------------------------
+
+
+def _configure_through_stdlib(fmt: str, secrets: list[str], process: str) -> None:
+    """The pipeline as it was before worker/logsink.py: structlog's events as stdlib records,
+    rendered by ProcessorFormatter with structlog's own JSONRenderer and TimeStamper."""
+    import structlog
+    import structlog.tracebacks
+
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        logs._bind_process(process),
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        logs._drop_color_message,
+    ]
+    scrubber = Scrubber(secrets)
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    )
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([tracebacks] if fmt == "json" else []),
+                scrubber,
+                renderer,
+                scrubber,
+            ],
+        )
+    )
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(logging.INFO)
+
+
+class _Opaque:
+    def __repr__(self) -> str:
+        return f"<opaque {KEY}>"
+
+
+def _log_a_bit_of_everything() -> None:
+    import structlog
+
+    structlog.contextvars.bind_contextvars(request_id="req_1", task_id="t-1")
+    log = get_logger("leadrouter.web")
+    log.info("webhook.received", outcome="enqueued", status=202, duration_ms=1.5, reply_id="r1")
+    log.info(
+        "rotation.decided",
+        candidates=[["sdr_1", 1], ("sdr_2", 2.5)],
+        excluded={"sdr_9": "not_connected", "token": "x", f"k{KEY}": [KEY, None, True]},
+        roster=None,
+        note=f"key {KEY} and {AWKWARD!r} and {json.dumps(AWKWARD)}",
+        opaque=_Opaque(),
+        unicode="é ✓ \u2028",
+    )
+    log.warning("leadterra.rate_limited", api_key=KEY, Authorization="Bearer x", body=b"raw")
+    get_logger().info("no.name")
+    logging.getLogger("celery.worker").warning("Task %s raised %r", "t-1", KEY)
+    try:
+        _fail_with(AWKWARD)
+    except ValueError:
+        log.exception("task.crashed", reply_id="r1")
+        log.error("task.failed", exc_info=True)
+
+
+def _lines(text: str) -> list[str]:
+    """The lines with each timestamp (the one thing that differs) made the same."""
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z"
+    return [re.sub(stamp, "<time>", line) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_the_direct_path_writes_the_lines_the_standard_librarys_path_wrote(
+    fmt: str, stderr_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _configure_through_stdlib(fmt, [KEY, AWKWARD], "web")
+    _log_a_bit_of_everything()
+    before = capsys.readouterr().err
+    configure_logging("INFO", fmt, [KEY, AWKWARD], process="web")
+    _log_a_bit_of_everything()
+    after = capsys.readouterr().err
+    assert len(_lines(after)) >= 7  # one line per event in JSON; tracebacks span more
+    assert _lines(after) == _lines(before)
+    assert KEY not in after and "<time>" not in after
+
+
+def test_the_timestamp_reads_as_structlogs_utc_iso_stamp() -> None:
+    from structlog.processors import TimeStamper
+
+    from worker.logsink import UtcStamper
+
+    ours, theirs = UtcStamper()(None, "info", {}), TimeStamper(fmt="iso", utc=True)(None, "", {})
+    pattern = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z"
+    assert re.fullmatch(pattern, ours["timestamp"]) and re.fullmatch(pattern, theirs["timestamp"])
+    assert ours["timestamp"][:16] in (theirs["timestamp"][:16], ours["timestamp"][:16])
+
+
+def test_a_line_that_cannot_be_written_is_reported_not_raised(
+    stderr_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", "json", [KEY])
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+
+    class Broken:
+        def write(self, _: str) -> None:
+            raise OSError("pipe gone")
+
+        def flush(self) -> None:
+            return None
+
+    handler.setStream(Broken())  # type: ignore[arg-type]
+    get_logger("test").info("lost.line", key=KEY)  # no exception here
+    assert "pipe gone" in capsys.readouterr().err

@@ -1,9 +1,10 @@
 import base64
 import json
 
+import pytest
 from celery import Celery
 
-from worker.jobs.queueing import Delayed, assign_message, task_message
+from worker.jobs.queueing import Delayed, assign_message, task_message, uuid4_text
 from worker.keys import ENQUEUED_AT_HEADER, TASK_ASSIGN, Keys
 
 KEYS = Keys("test:")
@@ -82,3 +83,101 @@ def test_two_releasers_never_release_a_message_twice(real_redis) -> None:
     assert moved == 500
     messages = real_redis.lrange("test:assign", 0, -1)
     assert len(messages) == len(set(messages)) == 500
+
+
+def _laid_out_in_full(
+    task: str, args: list, *, queue: str, task_id: str, retries: int, argsrepr: str, at: float
+) -> str:
+    """The message as `task_message` wrote it before its template: the whole dict, dumped."""
+    from worker.jobs.queueing import ORIGIN
+
+    body = json.dumps(
+        [args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
+        separators=(",", ":"),
+    )
+    headers = {
+        "lang": "py",
+        "task": task,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": retries,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": argsrepr,
+        "kwargsrepr": "{}",
+        "origin": ORIGIN,
+        "ignore_result": True,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+        ENQUEUED_AT_HEADER: at,
+    }
+    properties = {
+        "correlation_id": task_id,
+        "reply_to": "",
+        "delivery_mode": 2,
+        "delivery_info": {"exchange": "", "routing_key": queue},
+        "priority": 0,
+        "body_encoding": "base64",
+        "delivery_tag": "TAG",
+    }
+    message = {
+        "body": base64.b64encode(body.encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": properties,
+    }
+    return json.dumps(message, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    ("args", "argsrepr", "retries", "at"),
+    [
+        (
+            [{"id": "rpl_1", "email": "a@b.c", "acceptedAt": 1733500000.123456}],
+            "[reply rpl_1]",
+            0,
+            1.5,
+        ),
+        ([{"id": 'q"uo\\te', "note": "é ✓ \u2028 {x}"}], 'with "quotes" {and} é', 3, 1733500000),
+        ([], "", 8, 0.1),
+    ],
+)
+def test_the_template_writes_the_message_laid_out_in_full(
+    args: list, argsrepr: str, retries: int, at: float
+) -> None:
+    ours = task_message(
+        TASK_ASSIGN,
+        args,
+        queue="assign",
+        task_id="t-1{}",
+        retries=retries,
+        argsrepr=argsrepr,
+        enqueued_at=at,
+    )
+    tag = json.loads(ours)["properties"]["delivery_tag"]
+    expected = _laid_out_in_full(
+        TASK_ASSIGN,
+        args,
+        queue="assign",
+        task_id="t-1{}",
+        retries=retries,
+        argsrepr=argsrepr,
+        at=at,
+    )
+    assert ours == expected.replace('"TAG"', json.dumps(tag))
+
+
+def test_task_and_delivery_ids_read_as_version_4_uuids() -> None:
+    import uuid
+
+    for _ in range(200):
+        text = uuid4_text()
+        assert str(uuid.UUID(text)) == text and uuid.UUID(text).version == 4
+        assert uuid.UUID(text).variant == uuid.RFC_4122

@@ -361,3 +361,42 @@ def test_the_tolerance_is_a_setting(server, sync) -> None:
         stale = body_for("rpl_b", timestamp=iso(time.time() - 2 * DAY - 60))
         assert post(test_client, fresh, sign(fresh)).status_code == 202
         assert post(test_client, stale, sign(stale)).json()["status"] == "stale"
+
+
+@pytest.mark.parametrize(
+    ("body", "signed"),
+    [
+        (body_for("rpl_same"), True),
+        (body_for("rpl_same"), False),
+        (body_for("rpl_other", classification="not_interested"), True),
+        (b"{not json", True),
+    ],
+)
+def test_the_webhook_answers_alike_straight_and_through_starlettes_stack(
+    server: fakeredis.FakeServer, body: bytes, signed: bool
+) -> None:
+    """PublicApp hands the webhook's POST straight to its handler; with that turned off, the
+    same requests take Starlette's stack: the same answers, bodies and headers."""
+    answers = []
+    for straight in (True, False):
+        app = create_app(
+            make_settings(), client=fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+        )
+        if not straight:
+            app.webhook = None
+        with TestClient(app) as test_client:
+            response = post(test_client, body, sign(body) if signed else None)
+        answers.append((response.status_code, response.content, sorted(response.headers.items())))
+    assert answers[0] == answers[1]
+
+
+def test_a_handler_that_raises_answers_500_as_starlette_does(server: fakeredis.FakeServer) -> None:
+    app = create_app(make_settings(), client=fakeredis.FakeAsyncRedis(server=server))
+
+    async def broken(_: object) -> None:
+        raise RuntimeError("a bug")
+
+    app.webhook = broken
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = post(test_client, body_for())
+    assert (response.status_code, response.text) == (500, "Internal Server Error")

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from worker import errors
@@ -33,14 +35,23 @@ from worker.runtime import Runtime
 log = get_logger("leadrouter.assign")
 
 
-def _finish(rt: Runtime, reply: dict[str, Any], outcome: str, sdr_id: str | None) -> float | None:
-    """Record the outcome; return the milliseconds since the webhook was accepted (or the sweep
-    or backfill found the reply), if known."""
+def _finish(
+    rt: Runtime,
+    reply: dict[str, Any],
+    outcome: str,
+    sdr_id: str | None,
+    first: Callable[[Any], None] | None = None,
+) -> float | None:
+    """Record the outcome (after what `first` queues on the same pipeline, in the same round
+    trip); return the milliseconds since the webhook was accepted (or the sweep or backfill
+    found the reply), if known."""
     source = source_of(reply)
     now = time.time()
     record = {"outcome": outcome, "sdr": sdr_id, "at": now, "source": source}
     wanted = rt.settings.redis_min_replicas_ack
     with rt.redis.pipeline(transaction=False) as pipe:
+        if first is not None:
+            first(pipe)
         pipe.set(rt.keys.done(reply["id"]), json.dumps(record), ex=rt.settings.dedupe_ttl_seconds)
         pipe.hdel(rt.keys.held, reply["id"])
         settle(pipe, rt.keys, reply["id"])
@@ -170,14 +181,16 @@ class _Run:
 
     def assigned(self, sdr_id: str, pick: Pick, handoff: AssignResult | None) -> str:
         thread_id = handoff.thread_id if handoff else None
-        self.rt.ledger.record(
-            self.reply["id"],
-            self.reply.get("email"),
-            sdr_id,
-            thread_id,
+        # the ledger's record first, in the outcome's round trip
+        ledger = partial(
+            self.rt.ledger.record_in,
+            reply_id=self.reply["id"],
+            email=self.reply.get("email"),
+            sdr_id=sdr_id,
+            thread_id=thread_id,
             watch=_watched(self.rt, sdr_id, thread_id),
         )
-        since = _finish(self.rt, self.reply, "assigned", sdr_id)
+        since = _finish(self.rt, self.reply, "assigned", sdr_id, first=ledger)
         self.log.info(
             "reply.assigned",
             since_webhook_ms=since,

@@ -24,6 +24,17 @@ from worker.keys import Keys, text
 #: what a handoff can be: watched, acted on by its SDR, or handed up to the manager
 OPEN, ACTED, ESCALATED = "open", "acted", "escalated"
 
+# KEYS: the record, handoffs:all, handoffs:open. ARGV: the record's JSON, its TTL, the reply id,
+# now, the oldest score kept in handoffs:all, "1" when watched. Made once (SET NX), and only
+# then indexed: 1 when made, 0 when a record was there.
+RECORD = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+if ARGV[6] == '1' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) end
+return 1
+"""
+
 
 @dataclass
 class Attempt:
@@ -78,29 +89,43 @@ class Ledger:
         self._redis = client
         self._keys = keys
         self._ttl = ttl
+        self._record = client.register_script(RECORD)
 
     def record(
         self, reply_id: str, email: str | None, sdr_id: str, thread_id: str | None, *, watch: bool
     ) -> bool:
         """The first handoff of a reply; False when one is recorded already. `watch` puts it
-        on the watch's list (the SLA is on and the SDR's key is known)."""
+        on the watch's list (the SLA is on and the SDR's key is known). One round trip."""
+        keys, args = self._record_call(reply_id, email, sdr_id, thread_id, watch)
+        return bool(self._record(keys=keys, args=args))
+
+    def record_in(
+        self,
+        pipe: Any,
+        reply_id: str,
+        email: str | None,
+        sdr_id: str,
+        thread_id: str | None,
+        *,
+        watch: bool,
+    ) -> None:
+        """The same, queued on `pipe` (a pipeline the caller executes: its answer 1 or 0), so
+        the record shares a round trip with the outcome's. EVAL, not EVALSHA: a pipeline
+        cannot load a script it finds missing without sending everything again."""
+        keys, args = self._record_call(reply_id, email, sdr_id, thread_id, watch)
+        pipe.eval(RECORD, len(keys), *keys, *args)
+
+    def _record_call(
+        self, reply_id: str, email: str | None, sdr_id: str, thread_id: str | None, watch: bool
+    ) -> tuple[list[str], list[Any]]:
         now = time.time()
         handoff = Handoff(reply_id, email, [Attempt(1, sdr_id, thread_id, now)])
         handoff.note("assigned", now, sdr_id=sdr_id, thread_id=thread_id)
         if not watch:
             handoff.state = "unwatched"
-        created = self._redis.set(
-            self._keys.handoff(reply_id), handoff.to_json(), nx=True, ex=self._ttl
-        )
-        if not created:
-            return False
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self._keys.handoffs_all, {reply_id: now})
-            pipe.zremrangebyscore(self._keys.handoffs_all, "-inf", now - self._ttl)
-            if watch:
-                pipe.zadd(self._keys.handoffs_open, {reply_id: now})
-            pipe.execute()
-        return True
+        keys = [self._keys.handoff(reply_id), self._keys.handoffs_all, self._keys.handoffs_open]
+        args = [handoff.to_json(), self._ttl, reply_id, now, now - self._ttl, int(watch)]
+        return keys, args
 
     def save(self, handoff: Handoff) -> None:
         """Store a changed record; it leaves the watch's list once it is no longer open."""
