@@ -149,12 +149,24 @@ def test_no_process_logs_a_key_a_secret_a_signature_or_reply_text(service_factor
         }
         wait_until(lambda: len(service.handoffs()) >= len(interested) - 1, 60, what="assignments")
         wait_until(lambda: len(Listener.seen) >= 12, 60, what="notifications")
+        quoting_replies = len(set(forms(WORKSPACE_KEY).values()))
         wait_until(
             lambda: (
-                len(service.events("reply.dead_lettered")) > len(set(forms(WORKSPACE_KEY).values()))
+                len(
+                    [
+                        e
+                        for e in service.events("reply.dead_lettered")
+                        if e.get("reply_id") == "rpl_***"
+                    ]
+                )
+                >= quoting_replies
+                and any(
+                    e.get("error_type") == "AuthError"
+                    for e in service.events("reply.dead_lettered")
+                )
             ),
             60,
-            what="the 401's letter and the quoting replies'",
+            what="the 401's letter and every quoting reply's (not any 7 letters)",
         )
 
         def refused() -> set[str]:
