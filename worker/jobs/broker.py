@@ -11,7 +11,11 @@ operator, and the queue flows on. The transport is loaded by every process that 
 is ours with kombu's Sentinel-managed pools. Each is selected in worker/jobs/celery_app.py
 (worker/redis_conn.py `broker_config`). Dead letters are written with a plain client (our keys
 carry the prefix themselves) on the channel's own pool, so they follow a failover too.
-`_brpop_read` follows kombu 5.7.0's, which the project pins; the `poison` scenario
+The channel's `QoS` also records which worker holds each unacked message (worker/jobs/liveness.py)
+and writes kombu's ack emulation with one Lua script per message taken (`APPEND`) and one per
+ack or reject without requeue (`REMOVE`), not kombu's MULTI pipelines (far more client CPU).
+`_brpop_read`, `QoS.append`, `ack` and `reject` follow kombu 5.7.0's (key names, the way its
+client prefixes an EVALSHA's keys), which the project pins; the `poison` scenario
 (tests/reliability/scenarios.py, run by tests/e2e/test_reliability.py) runs a real worker
 against it.
 """
@@ -27,13 +31,14 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 from queue import Empty
-from typing import Any
+from typing import Any, cast
 
 import redis
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
+from redis.commands.core import Script
 
 from worker.jobs.deadletter import DeadLetter, DeadLetters
 from worker.jobs.liveness import HOLDER_OPTION
@@ -65,29 +70,86 @@ def poison_store(channel: Any, prefix: str) -> DeadLetters:
     return DeadLetters(redis.Redis(connection_pool=channel.pool), Keys(prefix))
 
 
+# Our QoS's writes, one EVALSHA each instead of a MULTI (atomic the same way: the server runs a
+# script whole). kombu's prefixed client prefixes only the first key of an EVALSHA (kombu's
+# `_script_binding_deadlines`): KEYS are kombu's unacked index (prefixed by the client), then its
+# unacked hash and our holders hash, passed with the prefix, so every key is the one kombu's
+# pipeline wrote. ARGV: the delivery tag, then for APPEND the time taken, kombu's entry and the
+# holder (absent: none recorded).
+APPEND = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if ARGV[4] then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
+"""
+REMOVE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+"""
+
+
 class QoS(kombu_redis.QoS):
     """kombu's ack emulation, plus who holds each unacked message (worker/jobs/liveness.py):
-    written in the same MULTI as kombu's entry, removed with it (ack, reject, restore).
-    `append` follows kombu 5.7.0's; a process without HOLDER_OPTION records no holder."""
+    written with kombu's entry, removed with it (ack, reject, restore).
+
+    `append`, `ack` and `reject` follow kombu 5.7.0's, but each write is one script (`APPEND`,
+    `REMOVE`) where kombu runs a MULTI: a transaction costs the client a parsed reply per
+    command, which was a fifth of a worker's CPU. A process without HOLDER_OPTION records no
+    holder. kombu's restores (`restore_by_tag`: a reject with requeue, the visibility sweep, a
+    channel's close) still remove in their own transaction, through `_remove_from_indices`."""
 
     @cached_property
     def holder(self) -> str | None:
         connection: Any = self.channel.connection.client  # kombu's Connection
         return connection.transport_options.get(HOLDER_OPTION) or None
 
+    @cached_property
+    def _script_keys(self) -> list[str]:
+        prefix = self.channel.global_keyprefix
+        return [self.unacked_index_key, prefix + self.unacked_key, prefix + UNACKED_HOLDERS]
+
+    @cached_property
+    def _append_script(self) -> Script:
+        return self._register(APPEND)
+
+    @cached_property
+    def _remove_script(self) -> Script:
+        return self._register(REMOVE)
+
+    def _register(self, source: str) -> Script:
+        """Once per QoS: the client only gives the script its encoder (for the SHA); each call
+        names the channel's current client, and a server without the script (restarted, failed
+        over) is sent it again by redis-py's `Script`."""
+        with self.channel.conn_or_acquire() as client:
+            return cast(Script, client.register_script(source))
+
+    def _run(self, script: Script, args: list[Any]) -> None:
+        """One script on the channel's client; a Redis error propagates (a broker error)."""
+        with self.channel.conn_or_acquire() as client:
+            script(keys=self._script_keys, args=args, client=client)
+
     def append(self, message: Any, delivery_tag: Any) -> None:
-        if self.holder is None:
-            return super().append(message, delivery_tag)
         delivery = message.delivery_info
         entry = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
-        with self.pipe_or_acquire() as pipe:
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}).hset(
-                self.unacked_key, delivery_tag, entry
-            ).hset(UNACKED_HOLDERS, delivery_tag, self.holder).execute()
-            virtual.QoS.append(self, message, delivery_tag)
+        args = [delivery_tag, time.time(), entry]
+        if self.holder is not None:
+            args.append(self.holder)
+        self._run(self._append_script, args)
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: Any) -> None:
+        self._run(self._remove_script, [delivery_tag])
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        if requeue:  # kombu's restore_by_tag, in its transaction
+            return super().reject(delivery_tag, requeue=True)
+        self._run(self._remove_script, [delivery_tag])
+        virtual.QoS.ack(self, delivery_tag)  # as kombu's reject does
         return None
 
     def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        """kombu's removal in a pipeline (its restores pass theirs), plus the holder."""
         pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[misc]
         return pipe.hdel(UNACKED_HOLDERS, delivery_tag)
 

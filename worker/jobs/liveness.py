@@ -7,8 +7,8 @@ holds its reservation window (up to WORKER_CONCURRENCY messages, plus countdown 
 for their time) would leave those replies waiting a quarter of an hour. So two things more:
 
     unacked_holders         a hash beside kombu's: delivery tag -> the worker that holds it,
-                            written by our QoS (worker/jobs/broker.py) in the same MULTI as
-                            kombu's unacked entry, and removed with it (ack, reject, restore)
+                            written by our QoS (worker/jobs/broker.py) in the same Lua call
+                            as kombu's unacked entry, and removed with it (ack, reject, restore)
     workers:alive:{worker}  set by each worker at start and every ALIVE_EVERY s, from a thread
                             and a connection of its own, with a TTL of ALIVE_TTL s
 
