@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--profile-replies", type=int, help="replies through the worker (4000; quick 1200)"
     )
+    group.add_argument(
+        "--profile-threads", type=int, help=f"the worker's threads ({WORKER_THREADS})"
+    )
 
 
 def profile_receiver(procs: Children, seconds: float) -> dict[str, Any]:
@@ -59,9 +62,11 @@ def profile_receiver(procs: Children, seconds: float) -> dict[str, Any]:
     return {"load": {k: v for k, v in load.items() if k != "accepted_at"}, "profile": summary}
 
 
-def profile_worker(procs: Children, seconds: float, replies: int) -> dict[str, Any]:
+def profile_worker(
+    procs: Children, seconds: float, replies: int, threads: int = WORKER_THREADS
+) -> dict[str, Any]:
     service, web = deployment(procs)
-    worker = service.start_workers(procs, 1, WORKER_THREADS)[0]
+    worker = service.start_workers(procs, 1, threads)[0]
     spies = {
         "startup": profiling.record(procs, "worker-startup", worker.pid, STARTUP_SECONDS),
         "gil": profiling.record(
@@ -88,13 +93,15 @@ def profile_worker(procs: Children, seconds: float, replies: int) -> dict[str, A
 def run(opts: argparse.Namespace) -> Outcome:
     seconds = opts.profile_seconds or (4.0 if opts.quick else 12.0)
     replies = opts.profile_replies or (1200 if opts.quick else 4000)
-    out = Outcome(NAME, data={"settings": {"seconds": seconds, "replies": replies}})
+    threads = opts.profile_threads or WORKER_THREADS
+    settings = {"seconds": seconds, "replies": replies, "threads": threads}
+    out = Outcome(NAME, data={"settings": settings})
     with children(NAME) as procs:
         out.data["receiver"] = profile_receiver(procs, seconds)
-        out.data["worker"] = profile_worker(procs, seconds, replies)
+        out.data["worker"] = profile_worker(procs, seconds, replies, threads)
     rows(out, "receiver", out.data["receiver"]["profile"])
-    rows(out, f"worker c{WORKER_THREADS} (GIL)", out.data["worker"]["gil"])
-    rows(out, f"worker c{WORKER_THREADS} start-up", out.data["worker"]["startup"], 3, 0)
+    rows(out, f"worker c{threads} (GIL)", out.data["worker"]["gil"])
+    rows(out, f"worker c{threads} start-up", out.data["worker"]["startup"], 3, 0)
     per = out.data["worker"]["redis_commands_per_assignment"]
     for who, commands in sorted(per.items()):
         top = ", ".join(f"{c} {n}" for c, n in list(commands.items())[:8])
