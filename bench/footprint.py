@@ -1,9 +1,11 @@
-"""Footprint: web + worker + beat at the defaults, idle; their memory and their time to ready.
+"""Footprint: the service's processes at the defaults, idle; their memory and their time to ready.
 
-Each run is a fresh deployment: a Redis of its own and the sandbox, then the Procfile's `web`,
-`worker` and `beat` commands started together, as honcho starts them, with nothing set but what
+The service is the Procfile's `web` and `worker`: beat's schedule runs in the worker
+(WORKER_BEAT, worker/jobs/beat_lease.py), so what the issue measures as web + worker + beat is
+these two processes. Each run is a fresh deployment: a Redis of its own and the sandbox, then
+the Procfile's commands started together, as honcho starts them, with nothing set but what
 connects them (REDIS_URL, KEY_PREFIX, the sandbox's URL and keys, free ports; LOG_LEVEL,
-WORKER_CONCURRENCY and the rate limit at their defaults). From the moment the three are spawned
+WORKER_CONCURRENCY and the rate limit at their defaults). From the moment they are spawned
 it polls the admin listener's /readyz (ADMIN_PORT) every 20 ms until it answers 200, noting
 when the listener first answered and when the worker first blocked in BRPOP. Then it leaves
 them idle until `--footprint-idle` seconds after the spawn (65: past beat's first follow-up
@@ -130,7 +132,7 @@ def run(opts: argparse.Namespace) -> Outcome:
 def _run_rows(out: Outcome, n: int, r: dict[str, Any]) -> None:
     rss, threads, cores = r["rss_mb"], r["threads"], r["cores"]
     out.row(
-        f"run {n}: idle VmRSS web / worker / beat",
+        f"run {n}: idle VmRSS " + " / ".join(SERVICES),
         " / ".join(f"{rss[s]:.1f}" for s in SERVICES),
         "MiB",
         reference=f"{r['seconds_after_spawn']} s after spawn; threads "
@@ -149,7 +151,12 @@ def _run_rows(out: Outcome, n: int, r: dict[str, Any]) -> None:
 
 def _summary_rows(out: Outcome, runs: list[dict[str, Any]]) -> None:
     figures = (
-        ("idle VmRSS web + worker + beat", "total_mb", "MiB", TARGET_MIB),
+        (
+            "idle VmRSS " + " + ".join(SERVICES) + " (beat in the worker)",
+            "total_mb",
+            "MiB",
+            TARGET_MIB,
+        ),
         ("spawn to /readyz 200", "ready_s", "s", TARGET_READY_S),
     )
     for label, key, unit, target in figures:

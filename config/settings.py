@@ -151,6 +151,8 @@ class Settings(BaseSettings):
 
     # Worker and Celery
     worker_concurrency: int = Field(32, ge=1, le=1000)
+    #: each worker also runs beat's schedule, sent by one process at a time (a Redis lease)
+    worker_beat: bool = True
     visibility_timeout: int = Field(900, ge=5)
     max_retries: int = Field(12, ge=0)
     retry_backoff_base: float = Field(2.0, gt=0)

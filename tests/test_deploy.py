@@ -14,14 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_the_procfile_has_web_worker_beat_and_the_sandbox() -> None:
-    assert set(procfile()) == {"web", "worker", "beat", "sandbox"}
+def test_the_procfile_has_web_worker_and_the_sandbox_and_beat_runs_in_the_worker() -> None:
+    assert set(procfile()) == {"web", "worker", "sandbox"}
+    assert COMPOSE["x-app"]["environment"]["WORKER_BEAT"] == "${WORKER_BEAT:-true}"
 
 
 def test_compose_runs_the_same_commands_as_the_procfile() -> None:
     entries = procfile()
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker"):
         assert COMPOSE["services"][name]["command"] == entries[name], name
+    assert "beat" not in COMPOSE["services"]
 
 
 def test_the_sandbox_binds_loopback_except_in_the_compose_demo_profile() -> None:
@@ -50,10 +52,10 @@ def test_every_service_has_a_health_check_and_a_restart_policy() -> None:
         assert service.get("restart") == "unless-stopped", name
 
 
-def test_web_worker_and_beat_share_one_image_built_from_the_dockerfile() -> None:
-    images = {COMPOSE["services"][n]["image"] for n in ("web", "worker", "beat")}
+def test_web_and_worker_share_one_image_built_from_the_dockerfile() -> None:
+    images = {COMPOSE["services"][n]["image"] for n in ("web", "worker")}
     assert len(images) == 1
-    assert all(COMPOSE["services"][n]["build"] == "." for n in ("web", "worker", "beat"))
+    assert all(COMPOSE["services"][n]["build"] == "." for n in ("web", "worker"))
     assert (ROOT / "Dockerfile").exists()
 
 
@@ -78,8 +80,7 @@ def test_web_serves_leadterra_on_port_and_operators_on_a_token_guarded_admin_por
     assert "ADMIN_TOKEN" not in COMPOSE["services"]["worker"]["environment"]
     health = " ".join(web["healthcheck"]["test"])
     assert "127.0.0.1:8000/healthz" in health  # the public port's liveness, no token needed
-    for name in ("worker", "beat"):
-        assert COMPOSE["services"][name]["healthcheck"]["test"] == ["CMD", "leadrouter", "health"]
+    assert COMPOSE["services"]["worker"]["healthcheck"]["test"] == ["CMD", "leadrouter", "health"]
     assert "EXPOSE 8000 9000" in (ROOT / "Dockerfile").read_text()
 
 
@@ -118,7 +119,7 @@ def test_the_monitoring_ports_are_on_the_hosts_loopback_only() -> None:
 
 
 def test_workers_read_celery_events_from_the_environment_off_by_default() -> None:
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker"):
         assert COMPOSE["services"][name]["environment"]["CELERY_EVENTS"] == (
             "${CELERY_EVENTS:-false}"
         )

@@ -74,6 +74,11 @@ class Keys:
         return self._k("workers", "alive", worker)
 
     @property
+    def beat_leader(self) -> str:
+        """The process sending beat's schedule now, with a TTL (worker/jobs/beat_lease.py)."""
+        return self._k("beat", "leader")
+
+    @property
     def inflight(self) -> str:
         """Each reply's assign message, from its enqueue to its outcome (worker/jobs/orphans.py)."""
         return self._k("inflight", "messages")

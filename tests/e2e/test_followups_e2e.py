@@ -1,9 +1,11 @@
-"""Due follow-ups, end to end: the Procfile's worker and two beats against the sandbox.
+"""Due follow-ups, end to end: the Procfile's worker (beat's schedule in it) against the sandbox.
 
 300 due follow-ups across three SDR keys, 30% of them on finished threads, a local listener as
 the follow-up webhook. Live ones reach the listener exactly once, signed; finished ones are
-skipped in Leadterra; a second beat changes nothing; a follow-up rescheduled (with the CLI) to a
-minute ahead is routed again once the sandbox clock passes that minute, not before.
+skipped in Leadterra; a `leadrouter beat` beside the worker follows its lease and sends nothing,
+and polls sent beside beat's (as from a holder starved past the lease's TTL) change nothing; a
+follow-up rescheduled (with the CLI) to a minute ahead is routed again once the sandbox clock
+passes that minute, not before.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import hmac
 import json
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -19,10 +22,13 @@ from typing import Any
 
 import pytest
 
+from config.settings import Settings
 from tests.support.listener import Delivery
-from tests.support.service import dead_letters
+from tests.support.service import PREFIX, dead_letters
 from worker.children import BIN
 from worker.deadline import wait_until
+from worker.jobs.celery_app import create_celery
+from worker.keys import QUEUE_FOLLOWUPS, TASK_POLL
 from worker.leadterra.models import iso_ms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -112,6 +118,19 @@ def wait_for_polls(service: Any, more: int, timeout: float = 30.0) -> None:
     )
 
 
+def race_polls(service: Any, stop: threading.Event) -> threading.Thread:
+    """A second poller beside beat's: a poll task every 0.3 s through the broker."""
+    app = create_celery(Settings(redis_url=service.redis_server.url, key_prefix=PREFIX))
+
+    def loop() -> None:
+        while not stop.wait(0.3):
+            app.send_task(TASK_POLL, queue=QUEUE_FOLLOWUPS)
+
+    thread = threading.Thread(target=loop, name="race-polls", daemon=True)
+    thread.start()
+    return thread
+
+
 def test_due_followups_are_routed_once_skipped_when_finished_and_rescheduled_again(
     service_factory, listener, tmp_path
 ) -> None:
@@ -132,18 +151,19 @@ def test_due_followups_are_routed_once_skipped_when_finished_and_rescheduled_aga
     assert (len(live), len(finished)) == (210, 90)
     seeded = {f["id"]: f for f in control.state()["followups"]}
 
-    # One worker and a beat, then a second beat while the first runs: both are up before the
-    # worker's first poll, so their polls race for the lock and the claims from the start.
-    service.start("worker")
-    first_beat = service.start("beat")
+    # The worker, whose embedded beat takes the lease; a `leadrouter beat` beside it, which
+    # follows; and polls sent beside beat's from the start, so they race for the lock and
+    # the claims.
+    worker = service.start("worker")
     wait_until(
-        lambda: any(e.get("event") == "beat.starting" for e in first_beat.events()),
+        lambda: any(e.get("event") == "beat.leading" for e in worker.events()),
         30,
         0.1,
-        what="the first beat",
+        what="the worker's beat leading",
     )
-    second_started = time.time()
-    second_beat = service.start("beat")
+    beat = service.start("beat")
+    racing_since, stop_racing = time.time(), threading.Event()
+    racer = race_polls(service, stop_racing)
 
     # Every live follow-up reaches the listener; every finished one is skipped in Leadterra.
     wait_until(lambda: set(listener.per_followup()) >= live, 60, 0.2, what="210 deliveries")
@@ -157,16 +177,20 @@ def test_due_followups_are_routed_once_skipped_when_finished_and_rescheduled_aga
         0.2,
         what="90 skips",
     )
-    # Both beats keep polling: more poll runs than one beat sends (one a second) can explain.
+    # Polls keep racing: more poll runs than one beat sends (one a second) can explain.
     # Nothing is routed or skipped a second time.
     wait_until(
-        lambda: poll_runs_since(service, second_started) >= time.time() - second_started + 3,
+        lambda: poll_runs_since(service, racing_since) >= time.time() - racing_since + 3,
         30,
         0.2,
-        what="polls from both beats",
+        what="racing polls",
     )
+    stop_racing.set()
+    racer.join(5)
     wait_for_polls(service, 2)
-    assert second_beat.alive()
+    assert beat.alive()
+    assert any(e.get("event") == "beat.starting" for e in beat.events())
+    assert not [e for e in beat.events() if e.get("event") == "beat.leading"]  # it followed
     first_round = listener.per_followup()
     assert set(first_round) == live
     assert set(first_round.values()) == {1}

@@ -78,6 +78,7 @@ def test_no_process_logs_a_key_a_secret_a_signature_or_reply_text(service_factor
     service = service_factory(
         sdrs=3,
         disconnected=0,
+        processes=("web", "worker", "beat"),  # the Procfile's, and a standalone beat too
         sandbox_args=("--workspace-key", WORKSPACE_KEY),
         LEADTERRA_API_KEY=WORKSPACE_KEY,
         LEADTERRA_SDR_API_KEYS=json.dumps({**SDR_KEYS, "sdr_9": UNKNOWN_SDR_KEY}),

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.reliability import hostile
-from tests.support.service import SECRET, Service, procfile, start_service
+from tests.support.service import SECRET, Service, command, start_service
 from worker.cli.demo import MIX as DEMO_MIX
 from worker.deadline import wait_until
 from worker.jobs.orphans import reply_in
@@ -538,7 +538,7 @@ INVISIBLE = {
 def _refusals(service: Service) -> list[dict[str, Any]]:
     """Start web, worker and beat with each bad key, all at once; what each printed."""
     started = [
-        (name, variable, service.children.start(name, procfile()[name], {variable: value}))
+        (name, variable, service.children.start(name, command(name), {variable: value}))
         for name in ("web", "worker", "beat")
         for variable, value in INVISIBLE.items()
     ]

@@ -64,6 +64,15 @@ def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
     return entries
 
 
+#: processes the Procfile no longer lists but a deployment may still run
+STANDALONE = {"beat": "leadrouter beat"}
+
+
+def command(name: str) -> str:
+    """The Procfile's command for `name`, or a standalone one (`beat`)."""
+    return {**STANDALONE, **procfile()}[name]
+
+
 @dataclass
 class Service:
     """One deployment under test: Redis, sandbox, and the processes started so far."""
@@ -107,8 +116,8 @@ class Service:
         return redis.Redis.from_url(self.redis_server.url)
 
     def start(self, name: str, **env: str) -> Child:
-        """Start the Procfile's command for `name`; the receiver once it answers."""
-        child = self.children.start(name, procfile()[name], env)
+        """Start `command(name)`; the receiver once it answers."""
+        child = self.children.start(name, command(name), env)
         if name == "web":
             wait_http(f"{self.base_url}/healthz", 30, alive=[child])
         return child
@@ -172,7 +181,7 @@ def start_service(
     sdrs: int = 8,
     disconnected: int = 2,
     sandbox_args: tuple[str, ...] = (),
-    processes: tuple[str, ...] = ("web", "worker", "beat"),
+    processes: tuple[str, ...] = ("web", "worker"),
     appendonly: bool = False,
     quick: bool = True,
     redis_server: SentinelGroup | None = None,

@@ -1,11 +1,12 @@
 """The sandbox demo: the whole pipeline on this machine, with a progress bar and a summary.
 
-It starts the sandbox, the receiver, a worker and beat; sends signed webhooks the way Leadterra
-does (with duplicates and retries) and seeds due follow-ups on live and finished threads, one
-SDR working only tomorrow; its SDRs act on every handoff at once but one, which the SLA watch
-reminds and then re-routes; then it shows what happened: replies per SDR, follow-up decisions,
-the SLA steps, dead letters, and the time from webhook to assignment, and the console's URL (the
-admin listener). With `--keep` every process stays up after that until Ctrl-C.
+It starts the sandbox, the receiver and a worker (beat's schedule in it); sends signed webhooks
+the way Leadterra does (with duplicates and retries) and seeds due follow-ups on live and
+finished threads, one SDR working only tomorrow; its SDRs act on every handoff at once but one,
+which the SLA watch reminds and then re-routes; then it shows what happened: replies per SDR,
+follow-up decisions, the SLA steps, dead letters, and the time from webhook to assignment, and
+the console's URL (the admin listener). With `--keep` every process stays up after that until
+Ctrl-C.
 """
 
 from __future__ import annotations

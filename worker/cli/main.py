@@ -69,7 +69,7 @@ def web() -> None:
 @cli.command()
 @click.option("--concurrency", "-c", type=int, default=None, help="Threads (WORKER_CONCURRENCY).")
 def worker(concurrency: int | None) -> None:
-    """Run a Celery worker (threads pool) on every queue."""
+    """Run a Celery worker (threads pool) on every queue, with beat's schedule (WORKER_BEAT)."""
     from worker.cli.processes import run_worker
 
     run_worker(settings_or_exit(), concurrency)
@@ -77,7 +77,9 @@ def worker(concurrency: int | None) -> None:
 
 @cli.command()
 def beat() -> None:
-    """Run Celery beat: releases held work, polls follow-ups, sweeps replies, stamps the canary."""
+    """Run beat's schedule on its own (every worker runs it too unless WORKER_BEAT=false); it
+    sends while it holds the lease: releases held work, polls follow-ups, sweeps replies, stamps
+    the canary."""
     from worker.cli.processes import run_beat
 
     run_beat(settings_or_exit())

@@ -1,4 +1,5 @@
-"""The long-running processes: receiver, worker and beat. Each builds its own Settings.
+"""The long-running processes: receiver, worker (beat's schedule in it) and a standalone beat.
+Each builds its own Settings.
 
 Each imports only what it runs (the receiver no Celery, beat no HTTP client or metrics): every
 module imported stays resident for the life of the process (docs/benchmarks.md, "Footprint").
@@ -95,7 +96,7 @@ def run_web(settings: Settings) -> None:
         raise SystemExit(f"leadrouter: configuration error: {bad}") from None
 
 
-def _keep_alive(settings: Settings, app: Any, name: str) -> None:
+def _keep_alive(settings: Settings, app: Any, name: str) -> str:
     """Beat this worker's alive key from now on, then have its transport record it as the
     holder of every message it takes: a killed worker's messages go back within seconds
     (worker/jobs/liveness.py). The holder's name is new with every process: a container
@@ -111,6 +112,44 @@ def _keep_alive(settings: Settings, app: Any, name: str) -> None:
         **app.conf.broker_transport_options,
         HOLDER_OPTION: holder,
     }
+    return holder
+
+
+def _lease(settings: Settings, holder: str) -> Any:
+    from worker.jobs.beat_lease import BeatLease
+    from worker.keys import Keys
+    from worker.redis_conn import redis_client
+
+    return BeatLease(redis_client(settings, 2), Keys(settings.key_prefix).beat_leader, holder)
+
+
+def _announce_schedule(settings: Settings, app: Celery, embedded: bool) -> None:
+    log.info("beat.starting", schedule=sorted(app.conf.beat_schedule), embedded=embedded)
+    if settings.sla_minutes:
+        log.info(
+            "sla.watching",
+            sla_minutes=settings.sla_minutes,
+            action=settings.sla_action,
+            sdrs=sorted(settings.leadterra_sdr_api_keys),
+            unwatched="the handoffs of SDRs without a key in LEADTERRA_SDR_API_KEYS",
+        )
+
+
+def _embedded_beat(settings: Settings, app: Celery, holder: str) -> None:
+    """Beat's schedule in a thread of this worker, sent while it holds the lease
+    (worker/jobs/beat_lease.py): started with the consumer, stopped (the lease given up) with
+    the worker."""
+    from celery import signals
+    from celery.beat import EmbeddedService
+
+    from worker.jobs.beat_lease import leased
+
+    if not settings.worker_beat:
+        return
+    _announce_schedule(settings, app, embedded=True)
+    service: Any = EmbeddedService(app, thread=True, scheduler_cls=leased(_lease(settings, holder)))
+    signals.worker_ready.connect(lambda **_: service.start(), weak=False)
+    signals.worker_shutdown.connect(lambda **_: service.stop(), weak=False)
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
@@ -135,7 +174,7 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     # the canary it sends now is consumed like beat's (worker/health.py).
     signals.worker_ready.connect(lambda **_: send_canary(app), weak=False)
     name = f"leadrouter-{os.getpid()}@{socket.gethostname()}"
-    _keep_alive(settings, app, name)
+    _embedded_beat(settings, app, _keep_alive(settings, app, name))
     _consume(app, settings, name, concurrency or settings.worker_concurrency)
 
 
@@ -165,22 +204,18 @@ def _consume(app: Celery, settings: Settings, name: str, concurrency: int) -> No
 
 
 def run_beat(settings: Settings) -> None:
+    """Beat's schedule on its own, under the same lease as the workers' (any number may run)."""
+    from worker.jobs.beat_lease import leased
     from worker.jobs.celery_app import create_celery
 
     _logging(settings, "beat")
     _celery_logging()
     app = create_celery(settings)
-    log.info("beat.starting", schedule=sorted(app.conf.beat_schedule))
-    if settings.sla_minutes:
-        log.info(
-            "sla.watching",
-            sla_minutes=settings.sla_minutes,
-            action=settings.sla_action,
-            sdrs=sorted(settings.leadterra_sdr_api_keys),
-            unwatched="the handoffs of SDRs without a key in LEADTERRA_SDR_API_KEYS",
-        )
+    _announce_schedule(settings, app, embedded=False)
+    holder = f"beat-{os.getpid()}@{socket.gethostname()}#{secrets.token_hex(4)}"
+    scheduler: Any = leased(_lease(settings, holder))  # Celery's hint says str; a class works
     app.Beat(
-        scheduler="celery.beat:Scheduler",
+        scheduler=scheduler,
         max_interval=1,
         loglevel=settings.log_level,
         redirect_stdouts=False,

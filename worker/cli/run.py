@@ -17,7 +17,7 @@ from config.settings import Settings, settings_or_exit
 from worker.embedded_redis import EmbeddedRedis, answers
 
 #: the service's processes; the Procfile and docker-compose.yml run the same commands
-SERVICE = {"web": "leadrouter web", "worker": "leadrouter worker", "beat": "leadrouter beat"}
+SERVICE = {"web": "leadrouter web", "worker": "leadrouter worker"}
 
 
 def leadrouter_argv(command: str) -> list[str]:
@@ -46,7 +46,8 @@ def redis_url_for(settings: Settings) -> Iterator[str]:
 
 
 def run_service(settings: Settings) -> int:
-    """Run web, worker and beat under honcho, in the foreground, until Ctrl-C."""
+    """Run web and worker (beat's schedule in it) under honcho, in the foreground, until
+    Ctrl-C."""
     from honcho.manager import Manager
 
     with redis_url_for(settings) as url:
