@@ -1,8 +1,10 @@
+import threading
 from collections import Counter
 
 import fakeredis
 import pytest
 
+from worker.deadline import wait_until
 from worker.errors import NoEligibleSdr
 from worker.keys import Keys
 from worker.leadterra.models import Sdr
@@ -153,3 +155,47 @@ def test_a_reroute_attempt_skips_who_had_the_reply_ignores_done_and_counts(
     assert third.sdr_id not in {first.sdr_id, second.sdr_id}
     with pytest.raises(NoEligibleSdr):
         rotation.pick("rpl_r", Policy(), lambda: sdrs, attempt=4, never={"sdr_1", "sdr_2", "sdr_3"})
+
+
+def test_the_sdr_cache_is_refreshed_ahead_in_the_background_once(rotation, fake_redis) -> None:
+    """In the last third of the cache's life a pick starts one background refresh (one for all
+    the picks meanwhile, and one process through the Redis claim); no pick waits for it."""
+    gate, calls = threading.Event(), []
+
+    def slow_fetch() -> list[Sdr]:
+        calls.append(1)
+        gate.wait(10)  # Leadterra answering slowly: the picks below must not wait for it
+        return roster(3)
+
+    rotation.store_roster(roster(2))
+    assert picks(rotation, roster(9), 4) == ["sdr_1", "sdr_2"] * 2  # fresh: no refresh
+    fake_redis.pexpire(KEYS.sdr_cache, 9_000)  # under a third of the 30 s left
+    picked = [str(rotation.pick(f"ahead_{i}", Policy(), slow_fetch).sdr_id) for i in range(20)]
+    assert set(picked) == {"sdr_1", "sdr_2"}  # served from the cache while the refresh runs
+    assert calls == [1]
+    gate.set()
+    wait_until(lambda: rotation.cached_roster() == [(f"sdr_{i}", True) for i in (1, 2, 3)], 5)
+    assert 29_000 < fake_redis.pttl(KEYS.sdr_cache) <= 30_000
+    wait_until(lambda: rotation._ahead_lock.acquire(blocking=False), 5)  # the thread ended
+
+
+def test_another_process_refreshing_means_this_one_does_not(rotation, fake_redis) -> None:
+    rotation.store_roster(roster(2))
+    fake_redis.pexpire(KEYS.sdr_cache, 5_000)
+    fake_redis.set(KEYS.sdr_refreshing, "1", px=10_000)  # claimed elsewhere
+    calls = []
+    rotation.pick("other_1", Policy(), lambda: calls.append(1) or roster(3))
+    assert calls == []
+
+
+def test_a_failed_refresh_ahead_leaves_the_cache_to_expire(rotation, fake_redis) -> None:
+    rotation.store_roster(roster(2))
+    fake_redis.pexpire(KEYS.sdr_cache, 5_000)
+
+    def failing() -> list[Sdr]:
+        raise RuntimeError("Leadterra is down")
+
+    assert rotation.pick("fail_1", Policy(), failing).sdr_id == "sdr_1"
+    wait_until(lambda: rotation._ahead_lock.acquire(blocking=False), 5)  # the thread ended
+    assert rotation.cached_roster() == [("sdr_1", True), ("sdr_2", True)]
+    assert 0 < fake_redis.pttl(KEYS.sdr_cache) <= 5_000  # not extended

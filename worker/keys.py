@@ -111,6 +111,11 @@ class Keys:
         return self._k("sdrs", "connected")
 
     @property
+    def sdr_refreshing(self) -> str:
+        """Held (10 s) by the process refreshing the SDR cache ahead of its expiry."""
+        return self._k("sdrs", "refreshing")
+
+    @property
     def sdr_last_known(self) -> str:
         """The last `GET /v1/sdrs` answer, kept past the cache's TTL for the console."""
         return self._k("sdrs", "last_known")

@@ -45,7 +45,8 @@ def _keep_our_logging(**_: Any) -> None:
 def tune_gc() -> None:
     """Move everything built at start-up out of the collector's sight, and collect the young
     generation less often: the receiver spent 16 % of its time in full collections of ~50 ms,
-    its whole p99 (docs/benchmarks.md); this took p99 at 50 connections from ~60 to 12-23 ms."""
+    its whole p99 (docs/benchmarks.md); this took p99 at 50 connections from ~60 to 12-23 ms.
+    A worker does the same once its consumer is up (all of Celery is loaded by then)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
@@ -173,6 +174,7 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     # Readiness at once, still proven through the broker: this worker's consumer is up, and
     # the canary it sends now is consumed like beat's (worker/health.py).
     signals.worker_ready.connect(lambda **_: send_canary(app), weak=False)
+    signals.worker_ready.connect(lambda **_: tune_gc(), weak=False)  # all is loaded by now
     name = f"leadrouter-{os.getpid()}@{socket.gethostname()}"
     _embedded_beat(settings, app, _keep_alive(settings, app, name))
     _consume(app, settings, name, concurrency or settings.worker_concurrency)

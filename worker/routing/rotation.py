@@ -24,8 +24,12 @@ import redis
 from worker.errors import NoEligibleSdr
 from worker.keys import Keys, text
 from worker.leadterra.models import Sdr
+from worker.logs import get_logger
 
+log = get_logger("leadrouter.rotation")
 LAST_KNOWN_SECONDS = 86400
+#: how long one process holds the right to refresh the SDR cache ahead of its expiry
+REFRESH_HOLD_MS = 10_000
 SCRIPT = files("worker.routing.lua").joinpath("rotation.lua").read_text(encoding="utf-8")
 
 
@@ -79,6 +83,7 @@ class Rotation:
         self._cache_ttl = cache_ttl
         self._script = client.register_script(SCRIPT)
         self._refresh_lock = threading.Lock()
+        self._ahead_lock = threading.Lock()
         self.stream_max = 10000
 
     # -- the SDR cache ------------------------------------------------------------------------
@@ -92,6 +97,45 @@ class Rotation:
             pipe.set(self._keys.sdr_cache, json.dumps(entries), ex=self._cache_ttl)
             pipe.set(self._keys.sdr_last_known, json.dumps(last), ex=LAST_KNOWN_SECONDS)
             pipe.execute()
+
+    def _refresh_ahead(self, ttl_ms: int, refresh: Callable[[], list[Sdr]]) -> None:
+        """In the last third of the cache's life, one thread of one process reads the roster
+        again in the background, so no pick waits for `GET /v1/sdrs` (a burst of replies used
+        to, every SDR_CACHE_SECONDS: the p99 from webhook to assignment). If it fails, the
+        cache expires and the next pick refreshes it in line, as without this."""
+        if ttl_ms < 0 or ttl_ms > self._cache_ttl * 1000 // 3:
+            return
+        if not self._ahead_lock.acquire(blocking=False):
+            return  # this process refreshes already
+        try:
+            claimed = self._redis.set(self._keys.sdr_refreshing, "1", nx=True, px=REFRESH_HOLD_MS)
+        except Exception:
+            self._ahead_lock.release()
+            raise
+        if not claimed:
+            self._ahead_lock.release()
+            return
+        threading.Thread(
+            target=self._refresh_in_background, args=(refresh,), name="sdrs-refresh", daemon=True
+        ).start()
+
+    def _refresh_in_background(self, refresh: Callable[[], list[Sdr]]) -> None:
+        started = time.perf_counter()
+        try:
+            sdrs = refresh()
+            self.store_roster(sdrs)
+        except Exception as exc:  # the cache expires and the next pick refreshes in line
+            status = getattr(exc, "status", None)
+            log.warning("sdrs.refresh_failed", ahead=True, error=type(exc).__name__, status=status)
+        else:
+            log.info(
+                "sdrs.refreshed",
+                ahead=True,
+                sdrs=len(sdrs),
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+        finally:
+            self._ahead_lock.release()
 
     def cached_roster(self) -> list[tuple[str, bool]] | None:
         raw = self._redis.get(self._keys.sdr_cache)
@@ -166,6 +210,8 @@ class Rotation:
                 self.store_roster(refresh())
                 result = call()
         kind = result[0]
+        if kind in ("picked", "none"):
+            self._refresh_ahead(int(result[-1]), refresh)
         if kind == "done":
             return Pick("done", None, done=json.loads(result[1]))
         if kind == "prior":

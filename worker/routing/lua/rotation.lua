@@ -21,6 +21,8 @@ local prior = redis.call('GET', KEYS[4])
 if prior then return {'prior', prior} end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'refresh'} end
+-- the cache's time left (ms): the caller refreshes it ahead of its expiry, in the background
+local ttl = tostring(redis.call('PTTL', KEYS[1]))
 
 local roster = cjson.decode(raw)
 local never = {}
@@ -72,7 +74,7 @@ for i, c in ipairs(cands) do names[i] = {c.id, c.w} end
 local candidates = cjson.encode(names)
 if #cands == 0 then
   record('', 'none', '[]')
-  return {'none', cjson.encode(excluded)}
+  return {'none', cjson.encode(excluded), ttl}
 end
 
 local winner, rule = nil, 'rotation'
@@ -132,4 +134,4 @@ if policy.sticky and policy.sticky > 0 then
   redis.call('SET', KEYS[policy.sticky], winner, 'EX', policy.sticky_ttl)
 end
 record(winner, rule, candidates)
-return {'picked', winner, rule, candidates, cjson.encode(excluded)}
+return {'picked', winner, rule, candidates, cjson.encode(excluded), ttl}
