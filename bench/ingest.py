@@ -6,10 +6,10 @@ time, each freshly started, the same uvicorn settings), the generator (its own p
 every connection busy for a warm-up and a measured window. At the fewest connections (the
 targets') the four run `--ingest-rounds` times in turn, and the round whose receiver/durable ratio
 is the median is reported (every ratio in its reference): this machine's CPU speed drifts by
-±20% over minutes, and a ratio of figures taken a minute apart moved by as much. No worker runs, so the queue grows;
-Redis is flushed between runs. The generator, the server and Redis share the two cores: each
-one's CPU over the window is reported. The generator's ceiling is its requests per CPU-second on
-the stack floor.
+±20% over minutes, and a ratio of figures taken a minute apart moved by as much. No worker runs,
+so the queue grows; Redis is flushed between runs. The generator, the server and Redis share the
+two cores: each one's CPU over the window is reported. The generator's ceiling is its requests
+per CPU-second on the stack floor.
 """
 
 from __future__ import annotations

@@ -138,3 +138,35 @@ def test_the_receivers_enqueue_keeps_its_message_in_flight_too(
     lose(rt, "rpl_9")
     assert recover(rt, now=time.time() + LATER).redelivered == 1
     assert queued(rt) == ["rpl_9"]
+
+
+def test_a_backlog_on_the_queue_is_accounted_for_without_decoding_it(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stale reply's kept message is on the queue byte for byte: nothing is decoded."""
+    ids = [f"rpl_{i}" for i in range(50)]
+    enqueue(rt, *ids)
+    decoded: list[object] = []
+
+    def counting(raw: bytes | str) -> str | None:
+        decoded.append(raw)
+        return reply_in(raw)
+
+    monkeypatch.setattr("worker.jobs.orphans.reply_in", counting)
+    now = time.time() + LATER
+    result = recover(rt, now=now)
+    assert (result.looked_at, result.redelivered) == (50, 0)
+    assert decoded == []
+    assert set(in_flight(rt).values()) == {now}  # looked at again only once old again
+
+
+def test_a_queued_message_that_differs_from_the_kept_one_is_found_by_decoding(
+    rt: Runtime,
+) -> None:
+    """A retry's message (other bytes, the same reply) on the queue: the reply is not lost."""
+    enqueue(rt, "rpl_1", "rpl_2")
+    lose(rt, "rpl_1")
+    rt.redis.lpush(KEYS.queue(QUEUE_ASSIGN), assign_message({"id": "rpl_1"}, retries=1))
+    result = recover(rt, now=time.time() + LATER)
+    assert (result.looked_at, result.redelivered) == (2, 0)
+    assert sorted(queued(rt)) == ["rpl_1", "rpl_2"]

@@ -113,14 +113,36 @@ def reply_in(raw: bytes | str) -> str | None:
         return None
 
 
-def somewhere(client: redis.Redis, keys: Keys) -> set[str]:
-    """Every reply with an assign message on the queue, unacked, or in the delayed set."""
+def somewhere(client: redis.Redis, keys: Keys, kept: dict[str, bytes] | None = None) -> set[str]:
+    """Every reply with an assign message on the queue, unacked, or in the delayed set; with
+    `kept` (reply id -> its message as enqueued, from `inflight`), at least those of its replies
+    that have one.
+
+    Reading a message's reply id means decoding it (JSON, then its base64 body): with a backlog
+    of thousands queued, every recovery did that to each, a tenth of a worker's CPU. A kept
+    message is pushed as it is kept (the receiver's, the sweep's, a redelivery), so one found
+    byte for byte on the queue settles its reply without decoding; the held and delayed ones
+    (retries, restores: different bytes) are decoded next, and the rest of the queue only if a
+    reply asked about is still unaccounted for."""
     with client.pipeline(transaction=True) as pipe:
         pipe.lrange(keys.queue(QUEUE_ASSIGN), 0, -1)
         pipe.hvals(keys.unacked)
         pipe.zrange(keys.delayed, 0, -1)
         queued, unacked, delayed = pipe.execute()
-    raws = [*queued, *unacked, *(text(m).split("\n", 1)[-1] for m in delayed)]
+    found: set[str] = set()
+    rest = queued
+    if kept:
+        on_queue = set(queued)
+        found = {reply for reply, message in kept.items() if message in on_queue}
+        matched = {kept[reply] for reply in found}
+        rest = [raw for raw in queued if raw not in matched]
+    found |= _replies([*unacked, *(text(m).split("\n", 1)[-1] for m in delayed)])
+    if kept is None or not found >= set(kept):
+        found |= _replies(rest)
+    return found
+
+
+def _replies(raws: list[Any]) -> set[str]:
     return {reply for reply in map(reply_in, raws) if reply is not None}
 
 
@@ -179,11 +201,16 @@ def _recover(rt: Runtime, now: float) -> Recovered:
         for reply_id in stale:
             pipe.exists(keys.done(reply_id))
             pipe.hexists(keys.dlq, dead_letter_id(reply_id))
+            pipe.hget(keys.inflight, reply_id)
         answers = pipe.execute()
-    finished = [r for n, r in enumerate(stale) if answers[2 * n] or answers[2 * n + 1]]
+    finished = [r for n, r in enumerate(stale) if answers[3 * n] or answers[3 * n + 1]]
     settled = frozenset(finished)
     waiting = [r for r in stale if r not in settled]
-    found = somewhere(client, keys) if waiting else set()
+    kept = {r: answers[3 * n + 2] for n, r in enumerate(stale) if answers[3 * n + 2]}
+    found: set[str] = set()
+    if waiting:  # with every waiting reply's kept message, or without (a full decode)
+        asked = {r: kept[r] for r in waiting if r in kept}
+        found = somewhere(client, keys, asked if len(asked) == len(waiting) else None)
     lost = [r for r in waiting if r not in found]
     with client.pipeline(transaction=False) as pipe:
         for reply_id in finished:
