@@ -84,6 +84,7 @@ class Rotation:
         self._script = client.register_script(SCRIPT)
         self._refresh_lock = threading.Lock()
         self._ahead_lock = threading.Lock()
+        self._ahead_not_before = 0.0
         self.stream_max = 10000
 
     # -- the SDR cache ------------------------------------------------------------------------
@@ -105,6 +106,8 @@ class Rotation:
         cache expires and the next pick refreshes it in line, as without this."""
         if ttl_ms < 0 or ttl_ms > self._cache_ttl * 1000 // 3:
             return
+        if time.monotonic() < self._ahead_not_before:
+            return  # another process claimed it a moment ago
         if not self._ahead_lock.acquire(blocking=False):
             return  # this process refreshes already
         try:
@@ -112,7 +115,8 @@ class Rotation:
         except Exception:
             self._ahead_lock.release()
             raise
-        if not claimed:
+        if not claimed:  # ask again in a second, not at every pick
+            self._ahead_not_before = time.monotonic() + 1.0
             self._ahead_lock.release()
             return
         threading.Thread(
