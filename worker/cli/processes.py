@@ -149,8 +149,18 @@ def _embedded_beat(settings: Settings, app: Celery, holder: str) -> None:
         return
     _announce_schedule(settings, app, embedded=True)
     service: Any = EmbeddedService(app, thread=True, scheduler_cls=leased(_lease(settings, holder)))
-    signals.worker_ready.connect(lambda **_: service.start(), weak=False)
-    signals.worker_shutdown.connect(lambda **_: service.stop(), weak=False)
+    started = threading.Event()
+
+    def start(**_: Any) -> None:
+        service.start()
+        started.set()
+
+    def stop(**_: Any) -> None:
+        if started.is_set():  # Celery's stop waits for the thread: never for one not started
+            service.stop()
+
+    signals.worker_ready.connect(start, weak=False)
+    signals.worker_shutdown.connect(stop, weak=False)
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
