@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import make_settings
 from tests.support.fake_leadterra import FakeLeadterra
+from worker.deadline import wait_until
 from worker.drafts import sending
 from worker.drafts.record import DraftRecord, DraftStore
 from worker.drafts.sending import complete_sent_followup, send_draft
@@ -186,24 +187,29 @@ def test_a_second_click_answers_already_sent_and_sends_nothing(
 
 
 def test_two_concurrent_clicks_send_once(rt: Runtime, fake: FakeLeadterra) -> None:
-    barrier = threading.Barrier(2)
+    """The second click comes while the first one's send is in Leadterra's hands (held there
+    until the second click has started), not before or after it."""
+    sending_now, release = threading.Event(), threading.Event()
 
-    def slow(request: httpx.Request) -> httpx.Response:
-        time.sleep(0.2)
+    def held(request: httpx.Request) -> httpx.Response:
+        sending_now.set()
+        release.wait(10)
         return sent_answer()
 
-    fake.answers[SEND] = slow
+    fake.answers[SEND] = held
     results: list[str] = []
 
     def click(actor: str) -> None:
-        barrier.wait()
         results.append(send_draft(rt, claims_of(make_record()), actor=actor).status)
 
-    threads = [threading.Thread(target=click, args=(f"slack:U0{n}",)) for n in (1, 2)]
-    for worker in threads:
-        worker.start()
-    for worker in threads:
-        worker.join(10)
+    first = threading.Thread(target=click, args=("slack:U01",))
+    first.start()
+    wait_until(sending_now.is_set, 10, 0.01, what="the first click sending")
+    second = threading.Thread(target=click, args=("slack:U02",))
+    second.start()
+    release.set()
+    for worker in (first, second):
+        worker.join(20)
     loser = {sending.IN_PROGRESS, sending.ALREADY_SENT}
     assert results.count(sending.SENT_OUTCOME) == 1 and len(results) == 2
     assert set(results) - {sending.SENT_OUTCOME} <= loser

@@ -38,6 +38,7 @@ from tests.test_drafts_send import (
     state,
     thread,
 )
+from worker.deadline import wait_until
 from worker.drafts.record import DraftRecord, DraftStore
 from worker.oneclick.links import sign_link
 from worker.oneclick.slack_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_slack
@@ -247,23 +248,29 @@ def test_post_sends_once_and_a_second_post_is_409(world: World) -> None:
 
 
 def test_two_concurrent_posts_send_once(world: World) -> None:
-    def slow(request: httpx.Request) -> httpx.Response:
-        time.sleep(0.2)
+    """The second POST comes while the first one's send is in Leadterra's hands (held there
+    until the second POST has started)."""
+    sending_now, release = threading.Event(), threading.Event()
+
+    def held(request: httpx.Request) -> httpx.Response:
+        sending_now.set()
+        release.wait(10)
         return sent_answer()
 
-    world.fake.answers[SEND] = slow
-    barrier = threading.Barrier(2)
+    world.fake.answers[SEND] = held
     codes: list[int] = []
 
     def post() -> None:
-        barrier.wait()
         codes.append(world.client.post(link()).status_code)
 
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for worker in threads:
-        worker.start()
-    for worker in threads:
-        worker.join(10)
+    first = threading.Thread(target=post)
+    first.start()
+    wait_until(sending_now.is_set, 10, 0.01, what="the first POST sending")
+    second = threading.Thread(target=post)
+    second.start()
+    release.set()
+    for worker in (first, second):
+        worker.join(20)
     assert sorted(codes) == [200, 409]
     assert len(world.fake.to(SEND)) == 1 and len(queued(world.rt)) == 1
 
