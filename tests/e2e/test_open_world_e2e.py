@@ -15,7 +15,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -26,8 +26,10 @@ from tests.reliability import scenarios
 from tests.support.raising_worker import build, script
 from tests.support.service import Service
 from worker.deadline import wait_until
+from worker.jobs.orphans import reply_in
 from worker.jobs.queueing import assign_message
 from worker.jobs.reliable import type_name
+from worker.keys import QUEUE_ASSIGN, text
 from worker.leadterra.answers import FAILURES, UNSENDABLE, failure
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -203,8 +205,20 @@ def test_a_run_is_cut_at_the_tasks_deadline_in_a_real_worker(deployment: Service
     deployment.wait_assigned({reply_id}, timeout=30)
 
 
+def assign_work_left(service: Service) -> int:
+    """Assign messages still queued, held by the worker (countdown retries too) or delayed:
+    the module's deployment is shared, and an earlier test's retries may still be running."""
+    client, keys = service.redis(), service.keys
+    held = [raw for raw in client.hvals(keys.unacked) if reply_in(raw)]
+    members = cast(list[bytes], client.zrange(keys.delayed, 0, -1))
+    delayed = [m for m in members if text(m).startswith(QUEUE_ASSIGN + "\n")]
+    return int(client.llen(keys.queue(QUEUE_ASSIGN))) + len(held) + len(delayed)
+
+
 def enqueue_plain(service: Service, garble: str) -> list[str]:
-    """One reply whose first assign answer the sandbox garbles (a slow drip: over 20 s)."""
+    """One reply whose first assign answer the sandbox garbles (a slow drip: over 20 s). The
+    garble goes to the next assign call whoever makes it: so first, no other assign work."""
+    wait_until(lambda: assign_work_left(service) == 0, 60, what="no other assign work")
     reply_id = f"rpl_drip_{next(NUMBERS):05d}"
     service.control.seed_replies([{"id": reply_id}])
     service.control.garble_next(ASSIGN, 1, garble, drip_ms=1000)
